@@ -1,0 +1,448 @@
+//! `PersistenceError`: every way a persistence operation can fail, as typed variants.
+//!
+//! Each variant names the operation ([`Operation`]) and the task or request id it was
+//! about, so a message read in a log says what failed and on what; the underlying cause,
+//! where there is one, is kept as the error's `source()`. Callers classify an error with
+//! [`PersistenceError::kind`] or the `is_*` predicates, never by parsing its text.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A boxed error cause, kept as the `source()` of a [`PersistenceError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The operation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `create(task)`.
+    Create,
+    /// `load(task_id)` or `load_with_etag(task_id)`.
+    Load,
+    /// `update(task)` or `update_if_match(task, etag)`.
+    Update,
+    /// `delete(task_id)`.
+    Delete,
+    /// `load_by_request_id(request_id)`.
+    LoadByRequestId,
+    /// `health()`.
+    Health,
+    /// `clear()`.
+    Clear,
+    /// Constructing a manager (a plugin's constructor, a connection at start-up).
+    Construct,
+}
+
+impl Operation {
+    /// The operation's name as the trait spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Load => "load",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::LoadByRequestId => "load_by_request_id",
+            Operation::Health => "health",
+            Operation::Clear => "clear",
+            Operation::Construct => "construct",
+        }
+    }
+
+    /// What the operation's id argument names: a task id, a request id, or nothing.
+    fn subject(self) -> &'static str {
+        match self {
+            Operation::LoadByRequestId => "request",
+            Operation::Health | Operation::Clear | Operation::Construct => "",
+            _ => "task",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of failure a [`PersistenceError`] is, for matching without the details.
+///
+/// Its discriminants are stable: they cross the plugin boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum ErrorKind {
+    /// `create` of a task id that is already stored.
+    AlreadyExists = 1,
+    /// `update` or `delete` of a task id that is not stored.
+    NotFound = 2,
+    /// The input was refused before anything was stored (bad id, bad document).
+    InvalidInput = 3,
+    /// `update_if_match` found the stored task changed since its ETag was read.
+    Conflict = 4,
+    /// The stored data could not be read back.
+    Corrupt = 5,
+    /// The backend could not be reached.
+    Unavailable = 6,
+    /// The backend did not answer in time.
+    Timeout = 7,
+    /// The backend answered with an error.
+    Backend = 8,
+    /// A plugin failed (it panicked, or broke the interface's rules).
+    Plugin = 9,
+}
+
+impl ErrorKind {
+    /// The kind with this discriminant, if there is one.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            1 => ErrorKind::AlreadyExists,
+            2 => ErrorKind::NotFound,
+            3 => ErrorKind::InvalidInput,
+            4 => ErrorKind::Conflict,
+            5 => ErrorKind::Corrupt,
+            6 => ErrorKind::Unavailable,
+            7 => ErrorKind::Timeout,
+            8 => ErrorKind::Backend,
+            9 => ErrorKind::Plugin,
+            _ => return None,
+        })
+    }
+
+    /// Whether retrying the same call later may succeed (the backend was unreachable or
+    /// slow); `Conflict` is not counted: it needs a fresh read first.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+    }
+}
+
+/// Formats the op and its id: `create task 't1'`, `load_by_request_id request 'r1'`, `health`.
+struct On<'a>(Operation, &'a str);
+
+impl fmt::Display for On<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let subject = self.0.subject();
+        if subject.is_empty() || self.1.is_empty() {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{} {} '{}'", self.0, subject, self.1)
+        }
+    }
+}
+
+/// A failed persistence operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistenceError {
+    /// `create` of a task id that is already stored; nothing was changed.
+    #[error("{}: a task with this id already exists", On(*.op, .task_id))]
+    AlreadyExists {
+        /// The failed operation.
+        op: Operation,
+        /// The task id.
+        task_id: String,
+    },
+
+    /// `update` or `delete` of a task that is not stored; nothing was changed.
+    #[error("{}: no such task", On(*.op, .task_id))]
+    NotFound {
+        /// The failed operation.
+        op: Operation,
+        /// The task id.
+        task_id: String,
+    },
+
+    /// The input was refused; nothing was stored.
+    #[error("{}: invalid input: {reason}", On(*.op, .id))]
+    InvalidInput {
+        /// The failed operation.
+        op: Operation,
+        /// The task or request id the call named (possibly the invalid id itself).
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `update_if_match`: the stored task no longer has the ETag the caller read; nothing
+    /// was changed. Load it again, re-apply the change, and retry.
+    #[error("{}: conflict: the task changed since ETag {expected} was read", On(*.op, .task_id))]
+    Conflict {
+        /// The failed operation.
+        op: Operation,
+        /// The task id.
+        task_id: String,
+        /// The ETag the caller expected.
+        expected: String,
+    },
+
+    /// The stored task could not be decoded.
+    #[error("{}: stored data is corrupt", On(*.op, .task_id))]
+    Corrupt {
+        /// The failed operation.
+        op: Operation,
+        /// The task id.
+        task_id: String,
+        /// Why it could not be decoded.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The backend could not be reached (connection refused or lost).
+    #[error("{}: backend unavailable", On(*.op, .id))]
+    Unavailable {
+        /// The failed operation.
+        op: Operation,
+        /// The task or request id, if the operation had one.
+        id: String,
+        /// The connection failure.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The backend did not answer within the configured time.
+    #[error("{}: timed out after {} ms", On(*.op, .id), .after.as_millis())]
+    Timeout {
+        /// The failed operation.
+        op: Operation,
+        /// The task or request id, if the operation had one.
+        id: String,
+        /// How long the call waited.
+        after: Duration,
+    },
+
+    /// The backend answered with an error.
+    #[error("{}: backend error", On(*.op, .id))]
+    Backend {
+        /// The failed operation.
+        op: Operation,
+        /// The task or request id, if the operation had one.
+        id: String,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A plugin failed: it panicked or broke the interface's rules.
+    #[error("{}: plugin failure", On(*.op, .id))]
+    Plugin {
+        /// The failed operation.
+        op: Operation,
+        /// The task or request id, if the operation had one.
+        id: String,
+        /// What went wrong inside the plugin.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl PersistenceError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PersistenceError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            PersistenceError::NotFound { .. } => ErrorKind::NotFound,
+            PersistenceError::InvalidInput { .. } => ErrorKind::InvalidInput,
+            PersistenceError::Conflict { .. } => ErrorKind::Conflict,
+            PersistenceError::Corrupt { .. } => ErrorKind::Corrupt,
+            PersistenceError::Unavailable { .. } => ErrorKind::Unavailable,
+            PersistenceError::Timeout { .. } => ErrorKind::Timeout,
+            PersistenceError::Backend { .. } => ErrorKind::Backend,
+            PersistenceError::Plugin { .. } => ErrorKind::Plugin,
+        }
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> Operation {
+        match self {
+            PersistenceError::AlreadyExists { op, .. }
+            | PersistenceError::NotFound { op, .. }
+            | PersistenceError::InvalidInput { op, .. }
+            | PersistenceError::Conflict { op, .. }
+            | PersistenceError::Corrupt { op, .. }
+            | PersistenceError::Unavailable { op, .. }
+            | PersistenceError::Timeout { op, .. }
+            | PersistenceError::Backend { op, .. }
+            | PersistenceError::Plugin { op, .. } => *op,
+        }
+    }
+
+    /// The task id (or, for `load_by_request_id`, the request id) the error is about;
+    /// empty when the operation had none.
+    pub fn id(&self) -> &str {
+        match self {
+            PersistenceError::AlreadyExists { task_id, .. }
+            | PersistenceError::NotFound { task_id, .. }
+            | PersistenceError::Conflict { task_id, .. }
+            | PersistenceError::Corrupt { task_id, .. } => task_id,
+            PersistenceError::InvalidInput { id, .. }
+            | PersistenceError::Unavailable { id, .. }
+            | PersistenceError::Timeout { id, .. }
+            | PersistenceError::Backend { id, .. }
+            | PersistenceError::Plugin { id, .. } => id,
+        }
+    }
+
+    /// `true` for [`ErrorKind::AlreadyExists`].
+    pub fn is_already_exists(&self) -> bool {
+        self.kind() == ErrorKind::AlreadyExists
+    }
+
+    /// `true` for [`ErrorKind::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+
+    /// `true` for [`ErrorKind::InvalidInput`].
+    pub fn is_invalid_input(&self) -> bool {
+        self.kind() == ErrorKind::InvalidInput
+    }
+
+    /// `true` for [`ErrorKind::Conflict`].
+    pub fn is_conflict(&self) -> bool {
+        self.kind() == ErrorKind::Conflict
+    }
+
+    /// `true` for [`ErrorKind::Corrupt`].
+    pub fn is_corrupt(&self) -> bool {
+        self.kind() == ErrorKind::Corrupt
+    }
+
+    /// Whether retrying the same call later may succeed (see [`ErrorKind::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.kind().is_transient()
+    }
+
+    /// An [`ErrorKind::InvalidInput`] error.
+    pub fn invalid(op: Operation, id: impl Into<String>, reason: impl Into<String>) -> Self {
+        PersistenceError::InvalidInput {
+            op,
+            id: id.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`ErrorKind::Backend`] error with the given cause.
+    pub fn backend(op: Operation, id: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PersistenceError::Backend {
+            op,
+            id: id.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`ErrorKind::Plugin`] error with the given cause.
+    pub fn plugin(op: Operation, id: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PersistenceError::Plugin {
+            op,
+            id: id.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The whole message: this error's text followed by each cause's, joined by `": "`.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            out.push_str(": ");
+            out.push_str(&err.to_string());
+            cause = err.source();
+        }
+        out
+    }
+}
+
+/// The result of a persistence operation.
+pub type Result<T, E = PersistenceError> = std::result::Result<T, E>;
+
+/// Checks a task or request id: non-empty and at most [`crate::model::MAX_ID_LEN`] bytes.
+///
+/// `what` names the argument in the message (`"task id"`, `"request id"`).
+pub fn validate_id(op: Operation, what: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(PersistenceError::invalid(
+            op,
+            id,
+            format!("{what} is empty"),
+        ));
+    }
+    if id.len() > crate::model::MAX_ID_LEN {
+        // Keep the message readable: the id itself may be megabytes.
+        let shown: String = id.chars().take(32).collect();
+        return Err(PersistenceError::invalid(
+            op,
+            format!("{shown}..."),
+            format!(
+                "{what} is {} bytes long; the limit is {}",
+                id.len(),
+                crate::model::MAX_ID_LEN
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_operation_and_the_id() {
+        let e = PersistenceError::AlreadyExists {
+            op: Operation::Create,
+            task_id: "t1".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "create task 't1': a task with this id already exists"
+        );
+        let e = PersistenceError::NotFound {
+            op: Operation::Delete,
+            task_id: "t2".into(),
+        };
+        assert_eq!(e.to_string(), "delete task 't2': no such task");
+        let e = PersistenceError::invalid(Operation::LoadByRequestId, "", "request id is empty");
+        assert_eq!(
+            e.to_string(),
+            "load_by_request_id: invalid input: request id is empty"
+        );
+    }
+
+    #[test]
+    fn the_cause_chain_is_kept_and_reported() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = PersistenceError::Unavailable {
+            op: Operation::Load,
+            id: "t3".into(),
+            source: Box::new(io),
+        };
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.is_transient());
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.report(), "load task 't3': backend unavailable: refused");
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_discriminant() {
+        for v in 0u8..=12 {
+            if let Some(kind) = ErrorKind::from_u8(v) {
+                assert_eq!(kind as u8, v);
+            }
+        }
+        assert_eq!(ErrorKind::from_u8(0), None);
+        assert_eq!(ErrorKind::from_u8(9), Some(ErrorKind::Plugin));
+    }
+
+    #[test]
+    fn ids_are_checked_for_emptiness_and_length() {
+        assert!(validate_id(Operation::Load, "task id", "x").is_ok());
+        let long = "a".repeat(crate::model::MAX_ID_LEN);
+        assert!(validate_id(Operation::Load, "task id", &long).is_ok());
+        let too_long = "a".repeat(crate::model::MAX_ID_LEN + 1);
+        let e = validate_id(Operation::Create, "task id", &too_long).unwrap_err();
+        assert!(e.is_invalid_input());
+        assert!(e.to_string().contains("1025 bytes"), "{e}");
+        assert!(validate_id(Operation::Create, "task id", "")
+            .unwrap_err()
+            .is_invalid_input());
+    }
+}

@@ -1,0 +1,410 @@
+//! The manager object across the boundary: its stable-ABI trait, the plugin-side wrapper
+//! over a native [`TaskPersistenceManager`], and the host-side [`ForeignManager`] that
+//! implements the native trait again over a loaded plugin's object.
+
+// The `sabi_trait` expansion defines impls in a generated module, which newer compilers
+// flag as non-local definitions; the code is abi_stable's and sound.
+#![allow(non_local_definitions)]
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::sabi_trait;
+use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString};
+use async_ffi::{FfiFuture, FutureExt as _};
+use futures::FutureExt as _;
+
+use super::types::{FfiDocument, FfiError, FfiVersioned};
+use crate::document::{validate_task_ids, TaskDocument};
+use crate::error::{validate_id, Operation, PersistenceError, Result};
+use crate::manager::{ETag, TaskPersistenceManager, Versioned};
+use crate::model::AgentTask;
+
+/// The result type of every boundary method.
+pub type FfiResult<T> = RResult<T, FfiError>;
+
+/// The manager's function table: every method of [`TaskPersistenceManager`], over
+/// documents, each returning a future the host can await on any executor.
+///
+/// The table is a prefix type: later interface versions add methods after the last one.
+#[sabi_trait]
+pub trait FfiManager: Send + Sync {
+    /// See [`TaskPersistenceManager::create`].
+    fn create(&self, doc: FfiDocument) -> FfiFuture<FfiResult<()>>;
+    /// See [`TaskPersistenceManager::load`].
+    fn load(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<ROption<FfiDocument>>>;
+    /// See [`TaskPersistenceManager::update`].
+    fn update(&self, doc: FfiDocument) -> FfiFuture<FfiResult<()>>;
+    /// See [`TaskPersistenceManager::delete`].
+    fn delete(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<()>>;
+    /// See [`TaskPersistenceManager::load_by_request_id`].
+    fn load_by_request_id(
+        &self,
+        request_id: RStr<'_>,
+    ) -> FfiFuture<FfiResult<ROption<FfiDocument>>>;
+    /// See [`TaskPersistenceManager::load_with_etag`].
+    fn load_with_etag(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<ROption<FfiVersioned>>>;
+    /// See [`TaskPersistenceManager::update_if_match`].
+    fn update_if_match(&self, doc: FfiDocument, etag: RStr<'_>) -> FfiFuture<FfiResult<RString>>;
+    /// See [`TaskPersistenceManager::health`].
+    fn health(&self) -> FfiFuture<FfiResult<()>>;
+    /// See [`TaskPersistenceManager::clear`].
+    #[sabi(last_prefix_field)]
+    fn clear(&self) -> FfiFuture<FfiResult<u64>>;
+}
+
+/// An owned, type-erased manager object as it crosses the boundary.
+pub type FfiManagerBox = FfiManager_TO<'static, RBox<()>>;
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+pub(crate) fn panicked(op: Operation, id: &str, payload: &(dyn Any + Send)) -> FfiError {
+    let err = PersistenceError::plugin(
+        op,
+        id,
+        format!("the plugin panicked: {}", panic_message(payload)),
+    );
+    FfiError::from_error(&err)
+}
+
+/// Runs one operation of a native manager for the boundary: `start` builds the future
+/// (a panic there is caught), the future runs under `catch_unwind` (a panic while polled
+/// is caught), and the outcome is encoded. Nothing unwinds out of here.
+fn guard<T, R, F, Fut>(
+    op: Operation,
+    id: String,
+    start: F,
+    encode: fn(T) -> R,
+) -> FfiFuture<FfiResult<R>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+    T: 'static,
+    R: Send + 'static,
+{
+    match catch_unwind(AssertUnwindSafe(start)) {
+        Err(payload) => {
+            let err = panicked(op, &id, payload.as_ref());
+            async move { RResult::RErr(err) }.into_ffi()
+        }
+        Ok(fut) => async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(value)) => RResult::ROk(encode(value)),
+                Ok(Err(err)) => RResult::RErr(FfiError::from_error(&err)),
+                Err(payload) => RResult::RErr(panicked(op, &id, payload.as_ref())),
+            }
+        }
+        .into_ffi(),
+    }
+}
+
+fn some_doc(doc: Option<TaskDocument>) -> ROption<FfiDocument> {
+    doc.map(FfiDocument::from).into()
+}
+
+/// The plugin side: a native manager behind the boundary's function table.
+#[derive(Debug)]
+pub struct Exported<T> {
+    inner: Arc<T>,
+}
+
+impl<T: TaskPersistenceManager> Exported<T> {
+    /// Wraps a manager.
+    pub fn new(manager: T) -> Self {
+        Exported {
+            inner: Arc::new(manager),
+        }
+    }
+
+    /// Wraps a manager and erases its type, ready to cross.
+    pub fn into_ffi(self) -> FfiManagerBox {
+        FfiManager_TO::from_value(self, abi_stable::sabi_trait::TD_Opaque)
+    }
+}
+
+impl<T: TaskPersistenceManager> FfiManager for Exported<T> {
+    fn create(&self, doc: FfiDocument) -> FfiFuture<FfiResult<()>> {
+        let inner = Arc::clone(&self.inner);
+        let id = doc.task_id.to_string();
+        guard(
+            Operation::Create,
+            id,
+            move || async move { inner.create_document(doc.into()).await },
+            |()| (),
+        )
+    }
+
+    fn load(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<ROption<FfiDocument>>> {
+        let inner = Arc::clone(&self.inner);
+        let id = task_id.to_string();
+        let key = id.clone();
+        guard(
+            Operation::Load,
+            id,
+            move || async move { inner.load_document(&key).await },
+            some_doc,
+        )
+    }
+
+    fn update(&self, doc: FfiDocument) -> FfiFuture<FfiResult<()>> {
+        let inner = Arc::clone(&self.inner);
+        let id = doc.task_id.to_string();
+        guard(
+            Operation::Update,
+            id,
+            move || async move { inner.update_document(doc.into()).await },
+            |()| (),
+        )
+    }
+
+    fn delete(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<()>> {
+        let inner = Arc::clone(&self.inner);
+        let id = task_id.to_string();
+        let key = id.clone();
+        guard(
+            Operation::Delete,
+            id,
+            move || async move { inner.delete(&key).await },
+            |()| (),
+        )
+    }
+
+    fn load_by_request_id(
+        &self,
+        request_id: RStr<'_>,
+    ) -> FfiFuture<FfiResult<ROption<FfiDocument>>> {
+        let inner = Arc::clone(&self.inner);
+        let id = request_id.to_string();
+        let key = id.clone();
+        guard(
+            Operation::LoadByRequestId,
+            id,
+            move || async move { inner.load_document_by_request_id(&key).await },
+            some_doc,
+        )
+    }
+
+    fn load_with_etag(&self, task_id: RStr<'_>) -> FfiFuture<FfiResult<ROption<FfiVersioned>>> {
+        let inner = Arc::clone(&self.inner);
+        let id = task_id.to_string();
+        let key = id.clone();
+        guard(
+            Operation::Load,
+            id,
+            move || async move { inner.load_document_with_etag(&key).await },
+            |v| v.map(FfiVersioned::from).into(),
+        )
+    }
+
+    fn update_if_match(&self, doc: FfiDocument, etag: RStr<'_>) -> FfiFuture<FfiResult<RString>> {
+        let inner = Arc::clone(&self.inner);
+        let id = doc.task_id.to_string();
+        let etag = ETag::new(etag.as_str());
+        guard(
+            Operation::Update,
+            id,
+            move || async move { inner.update_document_if_match(doc.into(), &etag).await },
+            |tag| RString::from(tag.as_str()),
+        )
+    }
+
+    fn health(&self) -> FfiFuture<FfiResult<()>> {
+        let inner = Arc::clone(&self.inner);
+        guard(
+            Operation::Health,
+            String::new(),
+            move || async move { inner.health().await },
+            |()| (),
+        )
+    }
+
+    fn clear(&self) -> FfiFuture<FfiResult<u64>> {
+        let inner = Arc::clone(&self.inner);
+        guard(
+            Operation::Clear,
+            String::new(),
+            move || async move { inner.clear().await },
+            |n| n,
+        )
+    }
+}
+
+/// The host side: a loaded plugin's manager, implementing the native trait.
+///
+/// Every call validates its ids on this side first (so even a careless plugin never sees
+/// an invalid one), encodes the task once, and awaits the plugin's future. A plugin
+/// future that panics despite the plugin-side guard becomes a `Plugin` error here.
+pub struct ForeignManager {
+    inner: FfiManagerBox,
+    label: String,
+}
+
+impl std::fmt::Debug for ForeignManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignManager")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForeignManager {
+    /// Wraps a manager object a plugin's constructor returned. `label` names it in logs
+    /// (e.g. `plugin-name/ClassName`).
+    pub fn new(inner: FfiManagerBox, label: impl Into<String>) -> Self {
+        ForeignManager {
+            inner,
+            label: label.into(),
+        }
+    }
+
+    /// The label given at construction.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    async fn call<T>(&self, op: Operation, id: &str, fut: FfiFuture<FfiResult<T>>) -> Result<T> {
+        match AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(RResult::ROk(value)) => Ok(value),
+            Ok(RResult::RErr(err)) => Err(err.into_error(op)),
+            Err(payload) => Err(PersistenceError::plugin(
+                op,
+                id,
+                format!(
+                    "{}: the plugin's future panicked: {}",
+                    self.label,
+                    panic_message(payload.as_ref())
+                ),
+            )),
+        }
+    }
+
+    fn decode(op: Operation, doc: FfiDocument) -> Result<AgentTask> {
+        let doc = TaskDocument::from(doc);
+        doc.to_task().map_err(|e| PersistenceError::Corrupt {
+            op,
+            task_id: doc.task_id().to_owned(),
+            source: Box::new(e),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskPersistenceManager for ForeignManager {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        validate_task_ids(Operation::Create, &task)?;
+        let doc = FfiDocument::from(TaskDocument::from_task(&task));
+        self.call(Operation::Create, &task.task_id, self.inner.create(doc))
+            .await
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let found = self
+            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
+            .await?;
+        found
+            .into_option()
+            .map(|doc| Self::decode(Operation::Load, doc))
+            .transpose()
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        validate_task_ids(Operation::Update, &task)?;
+        let doc = FfiDocument::from(TaskDocument::from_task(&task));
+        self.call(Operation::Update, &task.task_id, self.inner.update(doc))
+            .await
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        validate_id(Operation::Delete, "task id", task_id)?;
+        self.call(
+            Operation::Delete,
+            task_id,
+            self.inner.delete(task_id.into()),
+        )
+        .await
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        let op = Operation::LoadByRequestId;
+        validate_id(op, "request id", request_id)?;
+        let found = self
+            .call(
+                op,
+                request_id,
+                self.inner.load_by_request_id(request_id.into()),
+            )
+            .await?;
+        found
+            .into_option()
+            .map(|doc| Self::decode(op, doc))
+            .transpose()
+    }
+
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let found = self
+            .call(
+                Operation::Load,
+                task_id,
+                self.inner.load_with_etag(task_id.into()),
+            )
+            .await?;
+        found
+            .into_option()
+            .map(|v| {
+                let etag = ETag::new(v.etag.into_string());
+                Self::decode(Operation::Load, v.doc).map(|task| Versioned::new(task, etag))
+            })
+            .transpose()
+    }
+
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        validate_task_ids(Operation::Update, &task)?;
+        let doc = FfiDocument::from(TaskDocument::from_task(&task));
+        let fut = self.inner.update_if_match(doc, etag.as_str().into());
+        let tag = self.call(Operation::Update, &task.task_id, fut).await?;
+        Ok(ETag::new(tag.into_string()))
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.call(Operation::Health, "", self.inner.health()).await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.call(Operation::Clear, "", self.inner.clear()).await
+    }
+
+    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
+        doc.validate_ids(Operation::Create)?;
+        let id = doc.task_id().to_owned();
+        self.call(Operation::Create, &id, self.inner.create(doc.into()))
+            .await
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let found = self
+            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
+            .await?;
+        Ok(found.into_option().map(TaskDocument::from))
+    }
+
+    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
+        doc.validate_ids(Operation::Update)?;
+        let id = doc.task_id().to_owned();
+        self.call(Operation::Update, &id, self.inner.update(doc.into()))
+            .await
+    }
+}

@@ -1,0 +1,66 @@
+//! The stable-ABI interface between the host and plugin libraries.
+//!
+//! Everything `extern "C"`, `StableAbi`, `FfiFuture` and `catch_unwind` lives in this
+//! module and nowhere else: plugin authors implement the safe async
+//! [`TaskPersistenceManager`](crate::TaskPersistenceManager) and call
+//! [`export_plugin!`](crate::export_plugin); the host sees a [`ForeignManager`] that
+//! implements the same trait.
+//!
+//! # What crosses
+//!
+//! Only abi_stable types and `async_ffi::FfiFuture`: a task crosses as its JSON with its
+//! indexed fields ([`FfiDocument`]), an error as its kind, operation, fields and cause
+//! messages ([`FfiError`]). Strings and vectors carry their own deallocator, so each side
+//! frees what the other allocated correctly even with different allocators.
+//!
+//! # Ownership and lifetime
+//!
+//! - A library is loaded once and never unloaded: its code and statics stay valid for the
+//!   life of the process (threads a plugin starts may still run its code at exit).
+//! - The root module ([`PluginModule`]) is leaked by the plugin at load.
+//! - A manager object ([`FfiManagerBox`]) is owned by the host; dropping it drops the
+//!   plugin's manager on the plugin's side, which must release its resources without
+//!   blocking (a plugin runtime is shut down in the background).
+//! - Every future a method returns is `'static` and `Send`; it owns copies of its
+//!   arguments.
+//!
+//! # Panics
+//!
+//! A panic in a constructor, in a method or inside a future is caught on the plugin side
+//! and returned as a `Plugin` error; a future that panics anyway is caught again on the
+//! host side. Nothing unwinds across the boundary. Plugins must keep `panic = "unwind"`.
+//!
+//! # When you change the interface, also…
+//!
+//! 1. add methods or module fields only at the end (they are prefix types), with a
+//!    default for libraries that lack them;
+//! 2. bump [`INTERFACE_VERSION`] and add a line to its history;
+//! 3. never change an existing field, parameter or `#[repr]` (a plugin built against the
+//!    old layout is refused at load with a layout error);
+//! 4. teach [`ForeignManager`] and the plugin-side wrapper the new method;
+//! 5. add the method to the conformance suite;
+//! 6. re-run the loader's failure matrix (`tests/tests/loader_*.rs`).
+
+mod export;
+pub mod logging;
+mod manager;
+mod module;
+mod types;
+
+pub use export::{construct, FromConfig, PluginConfig};
+pub use manager::{Exported, FfiManager, FfiManagerBox, FfiManager_TO, FfiResult, ForeignManager};
+pub use module::{
+    Constructor, ManagerEntry, PluginModule, PluginModule_Ref, INTERFACE_VERSION,
+    MIN_INTERFACE_VERSION,
+};
+pub use types::{FfiDocument, FfiError, FfiVar, FfiVersioned, HostHooks, RemoteError};
+
+/// What the export macros expand to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::export::{entry, module, module_with_version};
+    pub use abi_stable::library::{
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+    };
+    pub use abi_stable::std_types::{RResult, RSlice, RStr};
+}

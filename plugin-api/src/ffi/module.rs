@@ -1,0 +1,96 @@
+//! The root module a plugin library exports, and the interface version.
+
+// The derive names the module's reference type `PluginModule_Ref`, abi_stable's convention.
+#![allow(non_camel_case_types)]
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::{declare_root_module_statics, package_version_strings, StableAbi};
+
+use super::manager::FfiManagerBox;
+use super::types::{FfiError, FfiVar, HostHooks};
+
+/// The version of the interface a plugin was built against, checked by the host at load.
+///
+/// It is separate from the crate's version: it changes only when the boundary does.
+///
+/// History:
+/// - 1: the first interface (create, load, update, delete, load_by_request_id,
+///   load_with_etag, update_if_match, health, clear; documents cross as JSON).
+pub const INTERFACE_VERSION: u32 = 1;
+
+/// The oldest interface version this host still loads.
+pub const MIN_INTERFACE_VERSION: u32 = 1;
+
+/// A manager's constructor: the host's `TA_*` variables and hooks in, a manager or an
+/// error out. It never unwinds.
+pub type Constructor =
+    extern "C" fn(RSlice<'_, FfiVar>, HostHooks) -> RResult<FfiManagerBox, FfiError>;
+
+/// One manager class a plugin exports.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct ManagerEntry {
+    /// The class name `TA_PERSISTENCE_CLASS` selects it by.
+    pub class: RStr<'static>,
+    /// Builds a manager of this class (a [`Constructor`]; spelled out because the
+    /// layout derive reads function-pointer types only where they are written).
+    pub new: extern "C" fn(RSlice<'_, FfiVar>, HostHooks) -> RResult<FfiManagerBox, FfiError>,
+}
+
+/// The root module of a plugin library: who it is and which managers it exports.
+///
+/// A prefix type, so later interface versions can add fields at the end and still load
+/// libraries built before them.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    /// [`INTERFACE_VERSION`] as the plugin was built.
+    pub interface_version: u32,
+    /// The plugin's name (its crate name, by default).
+    pub plugin_name: RStr<'static>,
+    /// The plugin's version (its crate version, by default).
+    pub plugin_version: RStr<'static>,
+    /// The manager classes it exports.
+    #[sabi(last_prefix_field)]
+    pub managers: RSlice<'static, ManagerEntry>,
+}
+
+impl RootModule for PluginModule_Ref {
+    declare_root_module_statics! {PluginModule_Ref}
+    const BASE_NAME: &'static str = "ta_persistence_plugin";
+    const NAME: &'static str = "ta_persistence_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+impl PluginModule_Ref {
+    /// The entry of a class, if the plugin exports it.
+    pub fn find(self, class: &str) -> Option<ManagerEntry> {
+        self.managers()
+            .iter()
+            .find(|entry| entry.class.as_str() == class)
+            .copied()
+    }
+
+    /// The names of the classes the plugin exports.
+    pub fn classes(self) -> Vec<String> {
+        self.managers()
+            .iter()
+            .map(|entry| entry.class.as_str().to_owned())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for PluginModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginModule")
+            .field("interface_version", &self.interface_version)
+            .field("plugin_name", &self.plugin_name)
+            .field("plugin_version", &self.plugin_version)
+            .field("managers", &self.managers)
+            .finish()
+    }
+}

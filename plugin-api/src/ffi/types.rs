@@ -1,0 +1,353 @@
+//! The plain data that crosses the boundary: documents, errors, log records, host hooks.
+
+use std::fmt;
+
+use abi_stable::std_types::{RStr, RString, RVec};
+use abi_stable::StableAbi;
+
+use crate::document::TaskDocument;
+use crate::error::{ErrorKind, Operation, PersistenceError};
+use crate::manager::{ETag, Versioned};
+
+/// A task document as it crosses the boundary (see [`TaskDocument`]).
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+pub struct FfiDocument {
+    /// The task id.
+    pub task_id: RString,
+    /// The distinct request ids of the task's items.
+    pub request_ids: RVec<RString>,
+    /// `created_at` in microseconds since the Unix epoch (naive read as UTC).
+    pub created_at_micros: i64,
+    /// The task's JSON.
+    pub json: RString,
+}
+
+impl From<TaskDocument> for FfiDocument {
+    fn from(doc: TaskDocument) -> Self {
+        let (task_id, request_ids, created_at_micros, json) = doc.into_parts();
+        FfiDocument {
+            task_id: task_id.into(),
+            request_ids: request_ids.into_iter().map(RString::from).collect(),
+            created_at_micros,
+            json: json.into(),
+        }
+    }
+}
+
+impl From<FfiDocument> for TaskDocument {
+    fn from(doc: FfiDocument) -> Self {
+        // The other side built these parts with `TaskDocument::from_task` (or read them
+        // back from a store that was given such a document), so they agree.
+        TaskDocument::from_trusted_parts(
+            doc.task_id.into_string(),
+            doc.request_ids
+                .into_iter()
+                .map(RString::into_string)
+                .collect(),
+            doc.created_at_micros,
+            doc.json.into_string(),
+        )
+    }
+}
+
+/// A document with its ETag, as it crosses the boundary.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+pub struct FfiVersioned {
+    /// The document.
+    pub doc: FfiDocument,
+    /// Its ETag.
+    pub etag: RString,
+}
+
+impl From<Versioned<TaskDocument>> for FfiVersioned {
+    fn from(v: Versioned<TaskDocument>) -> Self {
+        FfiVersioned {
+            doc: v.value.into(),
+            etag: v.etag.as_str().into(),
+        }
+    }
+}
+
+impl From<FfiVersioned> for Versioned<TaskDocument> {
+    fn from(v: FfiVersioned) -> Self {
+        Versioned::new(v.doc.into(), ETag::new(v.etag.into_string()))
+    }
+}
+
+/// A [`PersistenceError`] as it crosses the boundary: its kind and operation as numbers,
+/// its fields as strings, and its cause chain as a list of messages.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+pub struct FfiError {
+    /// [`ErrorKind`] discriminant.
+    pub kind: u8,
+    /// [`Operation`] code (see `op_code`).
+    pub op: u8,
+    /// The task or request id.
+    pub id: RString,
+    /// The reason (invalid input) or the expected ETag (conflict).
+    pub detail: RString,
+    /// The messages of the cause chain, outermost first.
+    pub causes: RVec<RString>,
+    /// The waited time (timeout), milliseconds.
+    pub millis: u64,
+}
+
+const OPS: [Operation; 8] = [
+    Operation::Create,
+    Operation::Load,
+    Operation::Update,
+    Operation::Delete,
+    Operation::LoadByRequestId,
+    Operation::Health,
+    Operation::Clear,
+    Operation::Construct,
+];
+
+fn op_code(op: Operation) -> u8 {
+    OPS.iter()
+        .position(|o| *o == op)
+        .map_or(u8::MAX, |i| i as u8)
+}
+
+fn op_from_code(code: u8, fallback: Operation) -> Operation {
+    OPS.get(usize::from(code)).copied().unwrap_or(fallback)
+}
+
+fn chain(source: &(dyn std::error::Error + 'static)) -> RVec<RString> {
+    let mut out = RVec::new();
+    let mut cause = Some(source);
+    while let Some(err) = cause {
+        out.push(RString::from(err.to_string()));
+        cause = err.source();
+    }
+    out
+}
+
+impl FfiError {
+    /// Encodes an error.
+    pub fn from_error(err: &PersistenceError) -> Self {
+        let mut out = FfiError {
+            kind: err.kind() as u8,
+            op: op_code(err.operation()),
+            id: err.id().into(),
+            detail: RString::new(),
+            causes: RVec::new(),
+            millis: 0,
+        };
+        match err {
+            PersistenceError::InvalidInput { reason, .. } => out.detail = reason.as_str().into(),
+            PersistenceError::Conflict { expected, .. } => out.detail = expected.as_str().into(),
+            PersistenceError::Timeout { after, .. } => {
+                out.millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX)
+            }
+            PersistenceError::Corrupt { source, .. }
+            | PersistenceError::Unavailable { source, .. }
+            | PersistenceError::Backend { source, .. }
+            | PersistenceError::Plugin { source, .. } => out.causes = chain(source.as_ref()),
+            _ => {}
+        }
+        out
+    }
+
+    /// Decodes an error; `op` stands in for an operation code this version does not know.
+    pub fn into_error(self, op: Operation) -> PersistenceError {
+        let op = op_from_code(self.op, op);
+        let id = self.id.into_string();
+        let source = || RemoteError::from_chain(self.causes.iter().map(|c| c.as_str()));
+        match ErrorKind::from_u8(self.kind) {
+            Some(ErrorKind::AlreadyExists) => PersistenceError::AlreadyExists { op, task_id: id },
+            Some(ErrorKind::NotFound) => PersistenceError::NotFound { op, task_id: id },
+            Some(ErrorKind::InvalidInput) => PersistenceError::InvalidInput {
+                op,
+                id,
+                reason: self.detail.into_string(),
+            },
+            Some(ErrorKind::Conflict) => PersistenceError::Conflict {
+                op,
+                task_id: id,
+                expected: self.detail.into_string(),
+            },
+            Some(ErrorKind::Corrupt) => PersistenceError::Corrupt {
+                op,
+                task_id: id,
+                source: source(),
+            },
+            Some(ErrorKind::Unavailable) => PersistenceError::Unavailable {
+                op,
+                id,
+                source: source(),
+            },
+            Some(ErrorKind::Timeout) => PersistenceError::Timeout {
+                op,
+                id,
+                after: std::time::Duration::from_millis(self.millis),
+            },
+            Some(ErrorKind::Backend) => PersistenceError::Backend {
+                op,
+                id,
+                source: source(),
+            },
+            Some(ErrorKind::Plugin) => PersistenceError::Plugin {
+                op,
+                id,
+                source: source(),
+            },
+            // A newer plugin's kind: keep its message, call it a plugin failure.
+            None => PersistenceError::Plugin {
+                op,
+                id,
+                source: Box::new(RemoteError {
+                    message: format!("unknown error kind {}", self.kind),
+                    source: Some(source()),
+                }),
+            },
+        }
+    }
+}
+
+/// A cause that came from the other side of the boundary: its message and its own cause.
+#[derive(Debug)]
+pub struct RemoteError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl RemoteError {
+    /// Rebuilds a cause chain from its messages, outermost first.
+    pub fn from_chain<'a>(
+        messages: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> Box<dyn std::error::Error + Send + Sync> {
+        let mut source: Option<Box<dyn std::error::Error + Send + Sync>> = None;
+        for message in messages.rev() {
+            source = Some(Box::new(RemoteError {
+                message: message.to_owned(),
+                source,
+            }));
+        }
+        source.unwrap_or_else(|| {
+            Box::new(RemoteError {
+                message: "no details".to_owned(),
+                source: None,
+            })
+        })
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// What the host gives a plugin's constructor besides its configuration.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct HostHooks {
+    /// Receives the plugin's log events: `(level, target, message)`, level as in
+    /// [`level_code`](super::logging::level_code). It never blocks and never unwinds.
+    pub log: extern "C" fn(u8, RStr<'_>, RStr<'_>),
+    /// The most verbose level the host records (0 = off, 1 = error ... 5 = trace): the
+    /// plugin drops anything more verbose before it crosses.
+    pub max_level: u8,
+}
+
+/// One `KEY=value` configuration variable.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiVar {
+    /// The variable's name.
+    pub name: RString,
+    /// Its value.
+    pub value: RString,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn round_trip(err: PersistenceError) -> PersistenceError {
+        FfiError::from_error(&err).into_error(Operation::Health)
+    }
+
+    #[test]
+    fn every_kind_survives_the_crossing_with_its_fields() {
+        let cases = vec![
+            PersistenceError::AlreadyExists {
+                op: Operation::Create,
+                task_id: "t".into(),
+            },
+            PersistenceError::NotFound {
+                op: Operation::Delete,
+                task_id: "t".into(),
+            },
+            PersistenceError::invalid(Operation::Update, "t", "request id is empty"),
+            PersistenceError::Conflict {
+                op: Operation::Update,
+                task_id: "t".into(),
+                expected: "e1".into(),
+            },
+            PersistenceError::Timeout {
+                op: Operation::LoadByRequestId,
+                id: "r".into(),
+                after: Duration::from_millis(1500),
+            },
+            PersistenceError::backend(Operation::Load, "t", "boom"),
+        ];
+        for err in cases {
+            let text = err.report();
+            let back = round_trip(err);
+            assert_eq!(back.report(), text);
+        }
+    }
+
+    #[test]
+    fn the_cause_chain_is_rebuilt_in_order() {
+        let inner = std::io::Error::other("disk on fire");
+        let err = PersistenceError::Corrupt {
+            op: Operation::Load,
+            task_id: "t9".into(),
+            source: Box::new(inner),
+        };
+        let back = round_trip(err);
+        assert!(back.is_corrupt());
+        assert_eq!(back.id(), "t9");
+        assert_eq!(back.operation(), Operation::Load);
+        assert_eq!(
+            back.report(),
+            "load task 't9': stored data is corrupt: disk on fire"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_becomes_a_plugin_failure() {
+        let mut ffi = FfiError::from_error(&PersistenceError::backend(Operation::Load, "t", "x"));
+        ffi.kind = 200;
+        let back = ffi.into_error(Operation::Load);
+        assert_eq!(back.kind(), ErrorKind::Plugin);
+        assert!(back.report().contains("unknown error kind 200"));
+    }
+
+    #[test]
+    fn documents_cross_unchanged() {
+        let doc = TaskDocument::from_trusted_parts(
+            "t1".into(),
+            vec!["r1".into(), "r2".into()],
+            42,
+            "{}".into(),
+        );
+        let back: TaskDocument = FfiDocument::from(doc.clone()).into();
+        assert_eq!(back, doc);
+    }
+}

@@ -1,0 +1,36 @@
+//! The contract between the ta-persistence host and its storage backends.
+//!
+//! An application stores Teal Agents tasks through [`TaskPersistenceManager`]; the
+//! built-in in-memory store, every plugin and the host's adapter over a loaded plugin
+//! implement it. This crate holds everything both sides must agree on, and nothing that
+//! does I/O:
+//!
+//! - [`model`]: `AgentTask` and its parts, reading and writing the Python original's JSON
+//!   byte for byte;
+//! - [`error`]: [`PersistenceError`], one variant per kind of failure;
+//! - [`manager`]: the async trait and its contract, with optimistic concurrency (ETags);
+//! - [`document`]: a task as JSON plus its indexed fields, the form that crosses the
+//!   plugin boundary;
+//! - [`ffi`]: the stable-ABI interface, the export macro for plugin authors and the
+//!   host-side adapter (everything `extern "C"` lives there and nowhere else);
+//! - `conformance` (feature `conformance`): the suite every backend must pass.
+#![deny(missing_docs)]
+
+/// The conformance suite: every point of the manager's contract as a runnable case.
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod document;
+pub mod error;
+pub mod ffi;
+pub mod manager;
+pub mod model;
+
+pub use document::{validate_task_ids, TaskDocument};
+pub use error::{validate_id, BoxError, ErrorKind, Operation, PersistenceError, Result};
+pub use manager::{ETag, TaskPersistenceManager, Versioned};
+pub use model::{
+    AgentTask, AgentTaskItem, ContentType, MultiModalItem, Role, TaskStatus, Timestamp,
+};
+
+/// Re-exported so implementors use the same `async_trait` the trait was declared with.
+pub use async_trait::async_trait;

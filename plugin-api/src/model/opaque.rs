@@ -1,0 +1,356 @@
+//! JSON the store keeps without looking inside: `OpaqueJson` values and `ExtraFields`.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer};
+use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// One JSON value kept verbatim: its token text and key order are exactly those it was
+/// read with, so writing it back gives the bytes the Python side wrote.
+///
+/// The only change ever made is dropping whitespace between tokens (what pretty-printed
+/// input has), so that documents are always written compact, as pydantic writes them.
+/// Whitespace inside string literals is part of the token and is kept.
+///
+/// Equality and hashing compare the text: `{"a":1,"b":2}` and `{"b":2,"a":1}` differ.
+///
+/// Serialising writes the text as it is and deserialising takes the text as it is; both
+/// work with `serde_json` only (the value is a [`serde_json::value::RawValue`] inside).
+#[derive(Clone)]
+pub struct OpaqueJson(Box<RawValue>);
+
+impl OpaqueJson {
+    /// Reads one JSON value from `json` (surrounding whitespace allowed). Insignificant
+    /// whitespace is dropped; everything else is kept verbatim.
+    pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
+        let raw: Box<RawValue> = serde_json::from_str(json)?;
+        compact(raw).map(Self)
+    }
+
+    /// The value as `serde_json` writes it (compact; object keys in the map's order).
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        // Writing a `Value` into memory cannot fail: its keys are strings and its numbers
+        // are finite. The fallback is there only to avoid a panic path.
+        let raw =
+            serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self(raw)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value as a `serde_json::Value` (parsed on each call).
+    ///
+    /// A number outside what `Value` can hold (such as `1e400`) makes the result `Null`.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether the value is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.0.get().starts_with('{')
+    }
+
+    /// The kind of value, for error messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.0.get().as_bytes().first() {
+            Some(b'{') => "object",
+            Some(b'[') => "array",
+            Some(b'"') => "string",
+            Some(b't' | b'f') => "boolean",
+            Some(b'n') => "null",
+            _ => "number",
+        }
+    }
+}
+
+/// Drops the whitespace between tokens of `raw`, keeping `raw` itself (no copy) when it
+/// has none, which is the usual case.
+fn compact(raw: Box<RawValue>) -> Result<Box<RawValue>, serde_json::Error> {
+    match first_insignificant_whitespace(raw.get()) {
+        None => Ok(raw),
+        Some(start) => RawValue::from_string(strip_whitespace(raw.get(), start)),
+    }
+}
+
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Where the first whitespace outside string literals is, if anywhere.
+///
+/// Works on bytes: quote, backslash and whitespace are ASCII and never occur inside a
+/// multi-byte UTF-8 sequence.
+fn first_insignificant_whitespace(json: &str) -> Option<usize> {
+    let bytes = json.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if is_json_whitespace(b) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `json` without whitespace outside string literals; `start` is where the first is.
+fn strip_whitespace(json: &str, start: usize) -> String {
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    out.push_str(&json[..start]);
+    let mut in_string = false;
+    let mut segment_start = start;
+    let mut i = start;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if is_json_whitespace(b) {
+            // Every cut is at an ASCII byte, hence at a char boundary.
+            out.push_str(&json[segment_start..i]);
+            segment_start = i + 1;
+        }
+        i += 1;
+    }
+    out.push_str(&json[segment_start..]);
+    out
+}
+
+impl PartialEq for OpaqueJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for OpaqueJson {}
+
+impl std::hash::Hash for OpaqueJson {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for OpaqueJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OpaqueJson")
+            .field(&format_args!("{}", self.as_str()))
+            .finish()
+    }
+}
+
+impl fmt::Display for OpaqueJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for OpaqueJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpaqueJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        compact(raw).map(Self).map_err(de::Error::custom)
+    }
+}
+
+/// Fields a reader does not know, in the order they came, each with its value verbatim.
+///
+/// Kept so that a document written by a newer writer loses nothing when an older reader
+/// updates it; they are written back after the known fields of the same object. Empty
+/// (and allocation-free) for every document the Python side writes.
+///
+/// Names should not repeat the known fields of the object they belong to; writers skip any
+/// that do, so the output never has a key twice.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct ExtraFields(Vec<(String, OpaqueJson)>);
+
+impl ExtraFields {
+    /// No fields (does not allocate).
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The fields, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &OpaqueJson)> + '_ {
+        self.0.iter().map(|(name, value)| (name.as_str(), value))
+    }
+
+    /// The value of the field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&OpaqueJson> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Sets the field `name`: replaces its value in place if present, otherwise appends it.
+    /// Returns the value replaced, if any.
+    pub fn insert(&mut self, name: String, value: OpaqueJson) -> Option<OpaqueJson> {
+        match self.0.iter_mut().find(|(key, _)| *key == name) {
+            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.0.push((name, value));
+                None
+            }
+        }
+    }
+
+    /// Removes the field `name` and returns its value, if present. Keeps the others' order.
+    pub fn remove(&mut self, name: &str) -> Option<OpaqueJson> {
+        let index = self.0.iter().position(|(key, _)| key == name)?;
+        Some(self.0.remove(index).1)
+    }
+
+    /// A rough size of the fields as JSON, for sizing output buffers.
+    pub(crate) fn estimated_json_len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(name, value)| name.len() + value.as_str().len() + 4)
+            .sum()
+    }
+}
+
+impl fmt::Debug for ExtraFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a ExtraFields {
+    type Item = (&'a str, &'a OpaqueJson);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, OpaqueJson)>,
+        fn(&'a (String, OpaqueJson)) -> (&'a str, &'a OpaqueJson),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        fn pair(entry: &(String, OpaqueJson)) -> (&str, &OpaqueJson) {
+            (entry.0.as_str(), &entry.1)
+        }
+        self.0.iter().map(pair as fn(&'a (String, OpaqueJson)) -> _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_compact_text_verbatim() {
+        let text = r#"{"b":1.50,"a":[true,null,"x"],"e":1E+2,"u":"\u00e9\/"}"#;
+        let value = OpaqueJson::parse(text).unwrap();
+        assert_eq!(value.as_str(), text);
+        assert_eq!(value.to_string(), text);
+        assert!(value.is_object());
+        assert_eq!(serde_json::to_string(&value).unwrap(), text);
+    }
+
+    #[test]
+    fn minifies_pretty_input_but_not_strings() {
+        let pretty = "  {\n  \"z\" : \"a  b\\t\\\" {x : y} \",\r\n\t\"a\": [ 1 , 2 ],\n  \"m\": {\"k\": \"\\\\\" }\n}\n";
+        let value = OpaqueJson::parse(pretty).unwrap();
+        assert_eq!(
+            value.as_str(),
+            r#"{"z":"a  b\t\" {x : y} ","a":[1,2],"m":{"k":"\\"}}"#
+        );
+        let nested: Vec<OpaqueJson> = serde_json::from_str("[ {\"k\" : \" v \"} , 3 ]").unwrap();
+        assert_eq!(nested[0].as_str(), r#"{"k":" v "}"#);
+        assert_eq!(nested[1].as_str(), "3");
+        assert_eq!(nested[1].kind(), "number");
+    }
+
+    #[test]
+    fn unicode_in_strings_survives_minifying() {
+        let value = OpaqueJson::parse("{ \"k\" : \"é 你好 🚀\u{2028} \" }").unwrap();
+        assert_eq!(value.as_str(), "{\"k\":\"é 你好 🚀\u{2028} \"}");
+    }
+
+    #[test]
+    fn rejects_invalid_json() {
+        assert!(OpaqueJson::parse("{\"a\":").is_err());
+        assert!(OpaqueJson::parse("1 2").is_err());
+        assert!(OpaqueJson::parse("").is_err());
+    }
+
+    #[test]
+    fn converts_to_and_from_values() {
+        let value = serde_json::json!({"a": [1, "two"], "b": null});
+        let opaque = OpaqueJson::from_value(&value);
+        assert_eq!(opaque.to_value(), value);
+        assert!(opaque.is_object());
+        assert!(!OpaqueJson::parse("[1]").unwrap().is_object());
+        assert_eq!(
+            OpaqueJson::parse("1e400").unwrap().to_value(),
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn compares_by_text() {
+        let a = OpaqueJson::parse(r#"{"a":1,"b":2}"#).unwrap();
+        let b = OpaqueJson::parse(r#"{"b":2,"a":1}"#).unwrap();
+        let c = OpaqueJson::parse(r#"{ "a" : 1 , "b" : 2 }"#).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(format!("{a:?}"), r#"OpaqueJson({"a":1,"b":2})"#);
+    }
+
+    #[test]
+    fn extra_fields_keep_order_and_replace_in_place() {
+        let mut extra = ExtraFields::default();
+        assert!(extra.is_empty());
+        assert_eq!(extra.0.capacity(), 0);
+        extra.insert("z".into(), OpaqueJson::parse("1").unwrap());
+        extra.insert("a".into(), OpaqueJson::parse("2").unwrap());
+        let old = extra.insert("z".into(), OpaqueJson::parse("3").unwrap());
+        assert_eq!(old.map(|v| v.to_string()), Some("1".to_owned()));
+        let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k, v.as_str())).collect();
+        assert_eq!(pairs, [("z", "3"), ("a", "2")]);
+        assert_eq!(extra.len(), 2);
+        assert_eq!(extra.get("a").map(OpaqueJson::as_str), Some("2"));
+        assert!(extra.get("b").is_none());
+        assert_eq!(
+            format!("{extra:?}"),
+            "{\"z\": OpaqueJson(3), \"a\": OpaqueJson(2)}"
+        );
+        assert_eq!((&extra).into_iter().count(), 2);
+        assert_eq!(
+            extra.remove("z").map(|v| v.to_string()),
+            Some("3".to_owned())
+        );
+        assert_eq!(extra.len(), 1);
+    }
+}

@@ -1,0 +1,802 @@
+//! The JSON wire format: serde for the model types and `AgentTask::{from_json, to_json}`.
+//!
+//! Everything is written by hand rather than derived, because the format needs what derive
+//! cannot give cheaply: unknown fields kept in order and written after the known ones
+//! (`#[serde(flatten)]` would buffer every field and cannot hold raw JSON), and defaults for
+//! some missing fields but an error for `null`.
+//!
+//! Reading needs a `serde_json` deserializer (from text or from a `serde_json::Value`),
+//! because opaque values and unknown fields are kept as raw JSON text.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::{
+    AgentTask, AgentTaskItem, ContentType, ExtraFields, MultiModalItem, OpaqueJson, Role,
+    TaskStatus,
+};
+
+/// Why a task document could not be read, and where.
+///
+/// `path` names the field (`items[0].role`, or `(root)` for the document itself), `line`
+/// and `column` the place in the text (1-based; 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid task document at {path}: {message}{}",
+    position_suffix(*.line, *.column)
+)]
+pub struct WireError {
+    path: String,
+    message: String,
+    line: usize,
+    column: usize,
+}
+
+fn position_suffix(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
+    }
+}
+
+/// How the path of the document itself is shown.
+const ROOT_PATH: &str = "(root)";
+
+impl WireError {
+    /// The field at fault, such as `items[0].role`; `(root)` for the document itself.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What is wrong, without the position (for example ``unknown variant `system`, expected
+    /// `user` or `assistant` ``).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The 1-based line of the problem, or 0 when unknown.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The 1-based column of the problem, or 0 when unknown.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// Builds the error from `serde_json`'s, with the path the second, tracking pass found.
+    fn new(path: &str, error: &serde_json::Error) -> Self {
+        let (line, column) = (error.line(), error.column());
+        let mut message = error.to_string();
+        if line != 0 {
+            let suffix = format!(" at line {line} column {column}");
+            if message.ends_with(&suffix) {
+                message.truncate(message.len() - suffix.len());
+            }
+        }
+        let path = if path.is_empty() || path == "." {
+            ROOT_PATH
+        } else {
+            path
+        };
+        Self {
+            path: path.to_owned(),
+            message,
+            line,
+            column,
+        }
+    }
+
+    /// Explains a failed parse. Reading is done a second time with path tracking, so that a
+    /// document that parses (the usual case) pays nothing for it.
+    fn locate<'de, R: serde_json::de::Read<'de>>(
+        first: serde_json::Error,
+        mut deserializer: serde_json::Deserializer<R>,
+    ) -> Self {
+        match serde_path_to_error::deserialize::<_, AgentTask>(&mut deserializer) {
+            Err(tracked) => Self::new(&tracked.path().to_string(), tracked.inner()),
+            Ok(_) => match deserializer.end() {
+                // Trailing characters after the document.
+                Err(trailing) => Self::new(ROOT_PATH, &trailing),
+                Ok(()) => Self::new(ROOT_PATH, &first),
+            },
+        }
+    }
+}
+
+impl AgentTask {
+    /// Reads a task document (the JSON pydantic's `model_dump_json()` writes, or anything it
+    /// accepts: keys in any order, whitespace, missing defaults).
+    pub fn from_json(json: &str) -> Result<AgentTask, WireError> {
+        serde_json::from_str(json)
+            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_str(json)))
+    }
+
+    /// [`AgentTask::from_json`] for bytes (which must be UTF-8).
+    pub fn from_json_slice(json: &[u8]) -> Result<AgentTask, WireError> {
+        serde_json::from_slice(json)
+            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_slice(json)))
+    }
+
+    /// The task as pydantic's `model_dump_json()` writes it: compact, known fields in
+    /// declaration order, then any unknown fields in the order they were read.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        // `serde_json` writes only UTF-8; the fallback never runs.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends [`AgentTask::to_json`]'s bytes to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(self.estimated_json_len());
+        if let Err(error) = serde_json::to_writer(&mut *out, self) {
+            // Writing to a `Vec` has no IO errors, and no `Serialize` impl here returns one.
+            unreachable!("writing an AgentTask to memory failed: {error}");
+        }
+    }
+
+    /// About the length of the document, so the buffer is allocated once.
+    fn estimated_json_len(&self) -> usize {
+        let fixed = 160 + 2 * TIMESTAMP_LEN;
+        let ids = self.task_id.len() + self.session_id.len() + self.user_id.len();
+        let items: usize = self
+            .items
+            .iter()
+            .map(AgentTaskItem::estimated_json_len)
+            .sum();
+        fixed + ids + items + self.extra.estimated_json_len()
+    }
+}
+
+/// The longest usual timestamp, `"2025-03-09T08:00:00.123000+02:00"` with its quotes.
+const TIMESTAMP_LEN: usize = 34;
+
+impl AgentTaskItem {
+    fn estimated_json_len(&self) -> usize {
+        let fixed = 190 + TIMESTAMP_LEN;
+        // Some slack for escapes in free text.
+        let content = self.item.content.len() + self.item.content.len() / 16;
+        let tools: usize = self
+            .pending_tool_calls
+            .iter()
+            .flatten()
+            .map(|call| call.as_str().len() + 1)
+            .sum();
+        let history = self.chat_history.as_ref().map_or(0, |h| h.as_str().len());
+        fixed
+            + self.task_id.len()
+            + self.request_id.len()
+            + content
+            + tools
+            + history
+            + self.extra.estimated_json_len()
+            + self.item.extra.estimated_json_len()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------
+
+/// Writes the unknown fields after the known ones, skipping any that shadow a known name.
+fn serialize_extra<M: SerializeMap>(
+    map: &mut M,
+    extra: &ExtraFields,
+    known: &[&str],
+) -> Result<(), M::Error> {
+    for (name, value) in extra.iter() {
+        if !known.contains(&name) {
+            map.serialize_entry(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+impl Serialize for AgentTask {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(TaskKey::NAMES.len() + self.extra.len()))?;
+        map.serialize_entry("task_id", &self.task_id)?;
+        map.serialize_entry("session_id", &self.session_id)?;
+        map.serialize_entry("user_id", &self.user_id)?;
+        map.serialize_entry("items", &self.items)?;
+        map.serialize_entry("created_at", &self.created_at)?;
+        map.serialize_entry("last_updated", &self.last_updated)?;
+        map.serialize_entry("status", &self.status)?;
+        serialize_extra(&mut map, &self.extra, TaskKey::NAMES)?;
+        map.end()
+    }
+}
+
+impl Serialize for AgentTaskItem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(ItemKey::NAMES.len() + self.extra.len()))?;
+        map.serialize_entry("task_id", &self.task_id)?;
+        map.serialize_entry("request_id", &self.request_id)?;
+        map.serialize_entry("role", &self.role)?;
+        map.serialize_entry("item", &self.item)?;
+        map.serialize_entry("updated", &self.updated)?;
+        map.serialize_entry("pending_tool_calls", &self.pending_tool_calls)?;
+        map.serialize_entry("chat_history", &self.chat_history)?;
+        serialize_extra(&mut map, &self.extra, ItemKey::NAMES)?;
+        map.end()
+    }
+}
+
+impl Serialize for MultiModalItem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(ContentKey::NAMES.len() + self.extra.len()))?;
+        map.serialize_entry("content_type", &self.content_type)?;
+        map.serialize_entry("content", &self.content)?;
+        serialize_extra(&mut map, &self.extra, ContentKey::NAMES)?;
+        map.end()
+    }
+}
+
+impl Serialize for TaskStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for ContentType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading: enums
+// ---------------------------------------------------------------------------------------
+
+/// A string enum read by its exact (case-sensitive) wire spelling.
+macro_rules! wire_enum {
+    ($ty:ident, $what:literal, { $($text:literal => $variant:ident),+ $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct EnumVisitor;
+
+                impl Visitor<'_> for EnumVisitor {
+                    type Value = $ty;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($what)
+                    }
+
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        match v {
+                            $($text => Ok($ty::$variant),)+
+                            _ => Err(E::unknown_variant(v, &[$($text),+])),
+                        }
+                    }
+                }
+
+                deserializer.deserialize_str(EnumVisitor)
+            }
+        }
+    };
+}
+
+wire_enum!(TaskStatus, "a task status (`Running`, `Paused`, `Completed`, `Failed` or `Canceled`)", {
+    "Running" => Running,
+    "Paused" => Paused,
+    "Completed" => Completed,
+    "Failed" => Failed,
+    "Canceled" => Canceled,
+});
+
+wire_enum!(Role, "a role (`user` or `assistant`)", {
+    "user" => User,
+    "assistant" => Assistant,
+});
+
+wire_enum!(ContentType, "a content type (`text` or `image`)", {
+    "text" => Text,
+    "image" => Image,
+});
+
+// ---------------------------------------------------------------------------------------
+// Reading: objects
+// ---------------------------------------------------------------------------------------
+
+/// The keys of one object type: a variant per known field, `Other` for the rest. Known
+/// keys are matched without allocating.
+macro_rules! wire_keys {
+    ($name:ident { $($text:literal => $variant:ident),+ $(,)? }) => {
+        enum $name {
+            $($variant,)+
+            Other(String),
+        }
+
+        impl $name {
+            /// The known field names, in declaration (and writing) order.
+            const NAMES: &'static [&'static str] = &[$($text),+];
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct KeyVisitor;
+
+                impl Visitor<'_> for KeyVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a field name")
+                    }
+
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok(match v {
+                            $($text => $name::$variant,)+
+                            _ => $name::Other(v.to_owned()),
+                        })
+                    }
+
+                    fn visit_string<E: de::Error>(self, v: String) -> Result<$name, E> {
+                        Ok(match v.as_str() {
+                            $($text => $name::$variant,)+
+                            _ => $name::Other(v),
+                        })
+                    }
+                }
+
+                deserializer.deserialize_identifier(KeyVisitor)
+            }
+        }
+    };
+}
+
+wire_keys!(TaskKey {
+    "task_id" => TaskId,
+    "session_id" => SessionId,
+    "user_id" => UserId,
+    "items" => Items,
+    "created_at" => CreatedAt,
+    "last_updated" => LastUpdated,
+    "status" => Status,
+});
+
+wire_keys!(ItemKey {
+    "task_id" => TaskId,
+    "request_id" => RequestId,
+    "role" => Role,
+    "item" => Item,
+    "updated" => Updated,
+    "pending_tool_calls" => PendingToolCalls,
+    "chat_history" => ChatHistory,
+});
+
+wire_keys!(ContentKey {
+    "content_type" => ContentType,
+    "content" => Content,
+});
+
+/// Reads the value of a known field into its slot, refusing a second occurrence.
+fn read_once<'de, A, T>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &'static str,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// Reads the value of an unknown field verbatim; a repeated name keeps the last value.
+fn read_extra<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    extra: &mut ExtraFields,
+    name: String,
+) -> Result<(), A::Error> {
+    let value: OpaqueJson = map.next_value()?;
+    extra.insert(name, value);
+    Ok(())
+}
+
+fn required<T, E: de::Error>(slot: Option<T>, name: &'static str) -> Result<T, E> {
+    slot.ok_or_else(|| E::missing_field(name))
+}
+
+/// A JSON value that must be an object (a tool call or a chat history).
+struct JsonObject(OpaqueJson);
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = OpaqueJson::deserialize(deserializer)?;
+        if value.is_object() {
+            Ok(Self(value))
+        } else {
+            let text = value.as_str();
+            let shown = if text.len() > 40 {
+                format!("{}...", text.chars().take(40).collect::<String>())
+            } else {
+                text.to_owned()
+            };
+            Err(de::Error::custom(format_args!(
+                "invalid type: {} `{shown}`, expected a JSON object",
+                value.kind()
+            )))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentTask {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TaskVisitor)
+    }
+}
+
+struct TaskVisitor;
+
+impl<'de> Visitor<'de> for TaskVisitor {
+    type Value = AgentTask;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an agent task (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AgentTask, A::Error> {
+        let mut task_id = None;
+        let mut session_id = None;
+        let mut user_id = None;
+        let mut items = None;
+        let mut created_at = None;
+        let mut last_updated = None;
+        let mut status = None;
+        let mut extra = ExtraFields::default();
+        while let Some(key) = map.next_key::<TaskKey>()? {
+            match key {
+                TaskKey::TaskId => read_once(&mut map, &mut task_id, "task_id")?,
+                TaskKey::SessionId => read_once(&mut map, &mut session_id, "session_id")?,
+                TaskKey::UserId => read_once(&mut map, &mut user_id, "user_id")?,
+                TaskKey::Items => read_once(&mut map, &mut items, "items")?,
+                TaskKey::CreatedAt => read_once(&mut map, &mut created_at, "created_at")?,
+                TaskKey::LastUpdated => read_once(&mut map, &mut last_updated, "last_updated")?,
+                TaskKey::Status => read_once(&mut map, &mut status, "status")?,
+                TaskKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
+            }
+        }
+        Ok(AgentTask {
+            task_id: required(task_id, "task_id")?,
+            session_id: required(session_id, "session_id")?,
+            user_id: required(user_id, "user_id")?,
+            items: required(items, "items")?,
+            created_at: required(created_at, "created_at")?,
+            last_updated: required(last_updated, "last_updated")?,
+            status: status.unwrap_or_default(),
+            extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentTaskItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = AgentTaskItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a task item (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AgentTaskItem, A::Error> {
+        let mut task_id = None;
+        let mut request_id = None;
+        let mut role = None;
+        let mut item = None;
+        let mut updated = None;
+        let mut pending_tool_calls: Option<Option<Vec<JsonObject>>> = None;
+        let mut chat_history: Option<Option<JsonObject>> = None;
+        let mut extra = ExtraFields::default();
+        while let Some(key) = map.next_key::<ItemKey>()? {
+            match key {
+                ItemKey::TaskId => read_once(&mut map, &mut task_id, "task_id")?,
+                ItemKey::RequestId => read_once(&mut map, &mut request_id, "request_id")?,
+                ItemKey::Role => read_once(&mut map, &mut role, "role")?,
+                ItemKey::Item => read_once(&mut map, &mut item, "item")?,
+                ItemKey::Updated => read_once(&mut map, &mut updated, "updated")?,
+                ItemKey::PendingToolCalls => {
+                    read_once(&mut map, &mut pending_tool_calls, "pending_tool_calls")?
+                }
+                ItemKey::ChatHistory => read_once(&mut map, &mut chat_history, "chat_history")?,
+                ItemKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
+            }
+        }
+        Ok(AgentTaskItem {
+            task_id: required(task_id, "task_id")?,
+            request_id: required(request_id, "request_id")?,
+            role: required(role, "role")?,
+            item: required(item, "item")?,
+            updated: required(updated, "updated")?,
+            // Same layout, so the vector is reused rather than copied.
+            pending_tool_calls: pending_tool_calls
+                .flatten()
+                .map(|calls| calls.into_iter().map(|call| call.0).collect()),
+            chat_history: chat_history.flatten().map(|history| history.0),
+            extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MultiModalItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ContentVisitor)
+    }
+}
+
+struct ContentVisitor;
+
+impl<'de> Visitor<'de> for ContentVisitor {
+    type Value = MultiModalItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("item content (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MultiModalItem, A::Error> {
+        let mut content_type = None;
+        let mut content = None;
+        let mut extra = ExtraFields::default();
+        while let Some(key) = map.next_key::<ContentKey>()? {
+            match key {
+                ContentKey::ContentType => read_once(&mut map, &mut content_type, "content_type")?,
+                ContentKey::Content => read_once(&mut map, &mut content, "content")?,
+                ContentKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
+            }
+        }
+        Ok(MultiModalItem {
+            content_type: content_type.unwrap_or_default(),
+            content: required(content, "content")?,
+            extra,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Timestamp;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/wire");
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    #[test]
+    fn built_task_writes_the_python_bytes() {
+        let mut task = AgentTask::new("t-1", "s-1", "u-1", ts("2025-11-03T14:21:07.512034"));
+        task.status = TaskStatus::Paused;
+        task.last_updated = ts("2025-11-03T14:21:09Z");
+        task.items.push(AgentTaskItem::new(
+            "t-1",
+            "r-1",
+            Role::User,
+            MultiModalItem::text("héllo \"x\"\n"),
+            ts("2025-11-03T14:21:07.512034"),
+        ));
+        let mut paused = AgentTaskItem::new(
+            "t-1",
+            "r-1",
+            Role::Assistant,
+            MultiModalItem::image("data:image/png;base64,AAAA"),
+            ts("2025-11-03T14:21:09.000100+02:00"),
+        );
+        paused.pending_tool_calls = Some(vec![OpaqueJson::parse(
+            r#"{ "id": "call_1", "arguments": "{\"a\": 1}" }"#,
+        )
+        .unwrap()]);
+        paused.chat_history = Some(OpaqueJson::from_value(&serde_json::json!({"messages": []})));
+        task.items.push(paused);
+
+        let expected = concat!(
+            r#"{"task_id":"t-1","session_id":"s-1","user_id":"u-1","items":["#,
+            r#"{"task_id":"t-1","request_id":"r-1","role":"user","item":{"content_type":"text","content":"héllo \"x\"\n"},"#,
+            r#""updated":"2025-11-03T14:21:07.512034","pending_tool_calls":null,"chat_history":null},"#,
+            r#"{"task_id":"t-1","request_id":"r-1","role":"assistant","item":{"content_type":"image","content":"data:image/png;base64,AAAA"},"#,
+            r#""updated":"2025-11-03T14:21:09.000100+02:00","pending_tool_calls":[{"id":"call_1","arguments":"{\"a\": 1}"}],"#,
+            r#""chat_history":{"messages":[]}}],"#,
+            r#""created_at":"2025-11-03T14:21:07.512034","last_updated":"2025-11-03T14:21:09Z","status":"Paused"}"#,
+        );
+        assert_eq!(task.to_json(), expected);
+        assert_eq!(AgentTask::from_json(expected).unwrap(), task);
+        let mut out = b"prefix:".to_vec();
+        task.write_json(&mut out);
+        assert_eq!(&out[7..], expected.as_bytes());
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_in_order_at_every_level() {
+        let input = r#"{"zz":[1, 2],"task_id":"t","session_id":"s","user_id":"u",
+            "items":[{"task_id":"t","new_b":{"x" : 1},"request_id":"r","role":"user",
+                "item":{"extra_2":2,"content":"c","extra_1":"1"},
+                "updated":"2025-01-01T00:00:00","new_a":null}],
+            "created_at":"2025-01-01","last_updated":"2025-01-01","aa":true}"#;
+        let task = AgentTask::from_json(input).unwrap();
+        let names: Vec<&str> = task.extra.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["zz", "aa"]);
+        let item = &task.items[0];
+        assert_eq!(
+            item.extra.get("new_b").map(OpaqueJson::as_str),
+            Some(r#"{"x":1}"#)
+        );
+        assert_eq!(
+            task.to_json(),
+            concat!(
+                r#"{"task_id":"t","session_id":"s","user_id":"u","items":[{"task_id":"t","request_id":"r","role":"user","#,
+                r#""item":{"content_type":"text","content":"c","extra_2":2,"extra_1":"1"},"updated":"2025-01-01T00:00:00","#,
+                r#""pending_tool_calls":null,"chat_history":null,"new_b":{"x":1},"new_a":null}],"#,
+                r#""created_at":"2025-01-01T00:00:00","last_updated":"2025-01-01T00:00:00","status":"Running","zz":[1,2],"aa":true}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn extra_fields_never_shadow_known_ones() {
+        let mut task = AgentTask::new("t", "s", "u", ts("2025-01-01"));
+        task.extra
+            .insert("status".into(), OpaqueJson::parse("\"Failed\"").unwrap());
+        task.extra
+            .insert("more".into(), OpaqueJson::parse("1").unwrap());
+        let json = task.to_json();
+        assert!(json.ends_with(r#""status":"Running","more":1}"#), "{json}");
+    }
+
+    #[test]
+    fn duplicate_known_fields_are_rejected() {
+        let err = AgentTask::from_json(
+            r#"{"task_id":"a","task_id":"b","session_id":"s","user_id":"u","items":[],"created_at":"2025-01-01","last_updated":"2025-01-01"}"#,
+        )
+        .unwrap_err();
+        assert!(err.message().contains("duplicate field `task_id`"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_path_message_and_position() {
+        let err = AgentTask::from_json(
+            r#"{"task_id":"t","session_id":"s","user_id":"u","items":[{"task_id":"t","request_id":"r","role":"system"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), "items[0].role");
+        assert_eq!(
+            err.message(),
+            "unknown variant `system`, expected `user` or `assistant`"
+        );
+        assert_eq!((err.line(), err.column()), (1, 102));
+        assert_eq!(
+            err.to_string(),
+            "invalid task document at items[0].role: unknown variant `system`, \
+             expected `user` or `assistant` (line 1, column 102)"
+        );
+
+        let err = AgentTask::from_json(r#"{"task_id":"t"}"#).unwrap_err();
+        assert_eq!(err.path(), "(root)");
+        assert_eq!(err.message(), "missing field `session_id`");
+
+        let err = AgentTask::from_json(
+            r#"{"items":[{"task_id":"t","request_id":"r","role":"user","item":{"content":"c"}}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), "items[0]");
+        assert_eq!(err.message(), "missing field `updated`");
+
+        let err = AgentTask::from_json(r#"{"status":null}"#).unwrap_err();
+        assert_eq!(err.path(), "status");
+        assert!(
+            err.message()
+                .starts_with("invalid type: null, expected a task status"),
+            "{err}"
+        );
+
+        let err = AgentTask::from_json(
+            r#"{"task_id":"t","session_id":"s","user_id":"u","items":[],"created_at":"2025-01-01","last_updated":"2025-01-01"} x"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), "(root)");
+        assert!(err.message().contains("trailing characters"), "{err}");
+
+        let err = AgentTask::from_json_slice(b"{\"task_id\":\"\xff\"}").unwrap_err();
+        assert_eq!(err.path(), "task_id");
+        assert!(err.message().contains("unicode"), "{err}");
+
+        let err = AgentTask::from_json(
+            r#"{"task_id":"t","session_id":"s","user_id":"u","items":[{"task_id":"t","request_id":"r","role":"user","item":{"content":"c"},"updated":"2025-01-01","chat_history":[1]}],"created_at":"2025-01-01","last_updated":"2025-01-01"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), "items[0].chat_history");
+        assert!(
+            err.message()
+                .contains("invalid type: array `[1]`, expected a JSON object"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn enums_use_the_exact_wire_spelling() {
+        for status in [
+            TaskStatus::Running,
+            TaskStatus::Paused,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<TaskStatus>(&json).unwrap(), status);
+        }
+        assert!(serde_json::from_str::<TaskStatus>("\"running\"").is_err());
+        assert!(serde_json::from_str::<ContentType>("\"TEXT\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<Role>("\"assistant\"").unwrap(),
+            Role::Assistant
+        );
+        assert!(serde_json::from_str::<Role>("1").is_err());
+    }
+
+    fn canonical_files() -> Vec<(String, String)> {
+        let mut files: Vec<_> = std::fs::read_dir(format!("{FIXTURES}/canonical"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).unwrap();
+                (path.display().to_string(), text)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn parse_write_parse_is_stable_for_every_canonical_fixture() {
+        let files = canonical_files();
+        assert!(files.len() >= 10, "found only {} fixtures", files.len());
+        for (name, text) in files {
+            let first = AgentTask::from_json(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let written = first.to_json();
+            let second = AgentTask::from_json(&written).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(first, second, "{name}");
+            assert_eq!(second.to_json(), written, "{name}");
+            let from_bytes = AgentTask::from_json_slice(text.as_bytes()).unwrap();
+            assert_eq!(from_bytes, first, "{name}");
+        }
+    }
+
+    #[test]
+    fn estimate_is_close_to_the_real_length() {
+        for (name, text) in canonical_files() {
+            let task = AgentTask::from_json(&text).unwrap();
+            let estimate = task.estimated_json_len();
+            assert!(
+                estimate >= text.len(),
+                "{name}: {estimate} < {}",
+                text.len()
+            );
+            assert!(
+                estimate <= text.len() * 2 + 256,
+                "{name}: {estimate} vs {}",
+                text.len()
+            );
+        }
+    }
+}
