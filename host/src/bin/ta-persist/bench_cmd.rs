@@ -1,0 +1,210 @@
+//! `ta-persist bench`: the standard workload, with a table or JSON out.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use ta_persistence::bench::{self, Phase, RunResult, Workload, PHASES};
+use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Number of tasks (T).
+    #[arg(long, default_value_t = 10_000)]
+    tasks: usize,
+    /// Operations in flight (C): one value or several, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    concurrency: Vec<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also run the built-in store in the same process, after each run of the configured
+    /// backend, and print the ratios.
+    #[arg(long)]
+    with_builtin: bool,
+}
+
+fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new((tasks * PHASES.len()) as u64));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label);
+    bar
+}
+
+async fn run_one(
+    store: Arc<dyn TaskPersistenceManager>,
+    backend: &str,
+    workload: &Workload,
+    multi: &MultiProgress,
+) -> Result<RunResult, bench::BenchError> {
+    let bar = progress_bar(
+        multi,
+        workload.tasks,
+        format!("{backend} C={}", workload.concurrency),
+    );
+    let progress_bar = bar.clone();
+    let progress: bench::Progress = Arc::new(move |phase: Phase, n| {
+        progress_bar.set_message(phase.as_str());
+        progress_bar.inc(n as u64);
+    });
+    let result = bench::run(store, backend, workload, Some(progress)).await;
+    bar.finish_and_clear();
+    result
+}
+
+/// Time per call of an operation that does nothing on either side (`health`).
+async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f64> {
+    let started = Instant::now();
+    for _ in 0..calls {
+        store.health().await.ok()?;
+    }
+    Some(started.elapsed().as_nanos() as f64 / f64::from(calls))
+}
+
+pub(crate) async fn run(args: BenchArgs) -> ExitCode {
+    let factory = match super::ops::factory() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let active = factory.active_backend().clone();
+    let backend = match &active {
+        ActiveBackend::Plugin { plugin, class, .. } => format!("{plugin}/{class}"),
+        other => other.kind().to_owned(),
+    };
+    if active.is_fallback() {
+        eprintln!("warning: the configured plugin failed; benchmarking the built-in fallback (see `ta-persist info`)");
+    }
+    let multi = MultiProgress::with_draw_target(if args.json || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let store = factory.get_persistence_manager();
+    let mut runs: Vec<(RunResult, Option<RunResult>)> = Vec::new();
+    for &c in &args.concurrency {
+        let workload = Workload::new(args.tasks, c);
+        let main = match run_one(Arc::clone(&store), &backend, &workload, &multi).await {
+            Ok(r) => r,
+            Err(err) => {
+                eprintln!("error: {backend} C={c}: {err}");
+                return ExitCode::from(1);
+            }
+        };
+        let builtin = if args.with_builtin {
+            let mem: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
+            match run_one(mem, "built-in", &workload, &multi).await {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    eprintln!("error: built-in C={c}: {err}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            None
+        };
+        runs.push((main, builtin));
+    }
+    let boundary = if matches!(active, ActiveBackend::Plugin { .. }) {
+        let builtin = InMemoryPersistenceManager::new();
+        let calls = 200_000;
+        match (
+            boundary_ns(store.as_ref(), calls).await,
+            boundary_ns(&builtin, calls).await,
+        ) {
+            (Some(p), Some(b)) => Some((p, b)),
+            _ => None,
+        }
+    } else {
+        None
+    };
+
+    if args.json {
+        let out = json!({
+            "backend": backend,
+            "tasks": args.tasks,
+            "runs": runs.iter().map(|(main, builtin)| json!({
+                "concurrency": main.concurrency,
+                "result": main,
+                "builtin": builtin,
+            })).collect::<Vec<_>>(),
+            "boundary_ns_per_call": boundary.map(|(p, b)| json!({"plugin": p, "builtin": b})),
+        });
+        println!("{out:#}");
+    } else {
+        print_tables(&backend, args.tasks, &runs, boundary);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_tables(
+    backend: &str,
+    tasks: usize,
+    runs: &[(RunResult, Option<RunResult>)],
+    boundary: Option<(f64, f64)>,
+) {
+    println!("agent-turns workload: {tasks} tasks, backend {backend}");
+    for (main, builtin) in runs {
+        println!();
+        println!("C={}", main.concurrency);
+        match builtin {
+            None => {
+                println!(
+                    "{:<8} {:>12} {:>10} {:>10}",
+                    "phase", "ops/s", "p50 us", "p99 us"
+                );
+                for p in &main.phases {
+                    println!(
+                        "{:<8} {:>12.0} {:>10.1} {:>10.1}",
+                        p.phase.as_str(),
+                        p.ops_per_sec,
+                        p.p50_us,
+                        p.p99_us
+                    );
+                }
+            }
+            Some(b) => {
+                println!(
+                    "{:<8} {:>12} {:>10} {:>10} {:>12} {:>10} {:>9}",
+                    "phase", "ops/s", "p50 us", "p99 us", "built-in", "p50 us", "ratio"
+                );
+                for (p, q) in main.phases.iter().zip(&b.phases) {
+                    println!(
+                        "{:<8} {:>12.0} {:>10.1} {:>10.1} {:>12.0} {:>10.1} {:>9.3}",
+                        p.phase.as_str(),
+                        p.ops_per_sec,
+                        p.p50_us,
+                        p.p99_us,
+                        q.ops_per_sec,
+                        q.p50_us,
+                        p.ops_per_sec / q.ops_per_sec.max(f64::EPSILON)
+                    );
+                }
+                println!("(ratio = {backend} ops/s / built-in ops/s, same process, same workload)");
+            }
+        }
+        if let Some(m) = main.memory {
+            println!(
+                "memory after create: {} B/task (RSS {:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
+                m.bytes_per_task,
+                m.rss_before_kib as f64 / 1024.0,
+                m.rss_after_create_kib as f64 / 1024.0,
+                m.peak_rss_kib as f64 / 1024.0
+            );
+        }
+    }
+    if let Some((plugin, builtin)) = boundary {
+        println!();
+        println!(
+            "boundary: health() {plugin:.0} ns/call through the plugin, {builtin:.0} ns/call built-in ({:.0} ns added per call)",
+            plugin - builtin
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! `info`, `check` and `conformance`: what is loaded, whether a library would load, and
+//! whether a backend keeps the contract.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+use ta_persistence::api::conformance;
+use ta_persistence::config::Config;
+use ta_persistence::loader::{open_library, CHECKS};
+use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
+
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The plugin library to check.
+    library: PathBuf,
+    /// Also construct this class (checks 7 and 8), with the current TA_* variables.
+    #[arg(long)]
+    class: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConformanceArgs {
+    /// The plugin library to test; omit it to test the built-in store.
+    library: Option<PathBuf>,
+    /// The manager class to construct (with the current TA_* variables).
+    #[arg(long)]
+    class: Option<String>,
+    /// Only run cases whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+pub(crate) async fn info(args: InfoArgs) -> ExitCode {
+    let factory = match super::ops::factory() {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let health = factory.get_persistence_manager().health().await;
+    let health_text = match &health {
+        Ok(()) => "ok".to_owned(),
+        Err(err) => format!("failing: {}", err.report()),
+    };
+    let active = factory.active_backend();
+    if args.json {
+        let mut out = json!({ "backend": active.kind(), "health": health_text });
+        match active {
+            ActiveBackend::Plugin {
+                path,
+                class,
+                plugin,
+                version,
+                classes,
+            } => {
+                out["path"] = json!(path.display().to_string());
+                out["class"] = json!(class);
+                out["plugin"] = json!(plugin);
+                out["version"] = json!(version);
+                out["classes"] = json!(classes);
+            }
+            ActiveBackend::Fallback {
+                path,
+                class,
+                reason,
+            } => {
+                out["path"] = json!(path.display().to_string());
+                out["class"] = json!(class);
+                out["reason"] = json!(reason.to_string());
+                out["failed_check"] = json!(reason.step());
+            }
+            _ => {}
+        }
+        println!("{out:#}");
+    } else {
+        match active {
+            ActiveBackend::BuiltIn => {
+                println!("backend:  built-in in-memory store (TA_PERSISTENCE_MODULE is not set)")
+            }
+            ActiveBackend::Plugin {
+                path,
+                class,
+                plugin,
+                version,
+                classes,
+            } => {
+                println!("backend:  plugin {plugin} {version}");
+                println!("library:  {}", path.display());
+                println!("class:    {class}");
+                println!("exports:  {}", classes.join(", "));
+            }
+            ActiveBackend::Fallback {
+                path,
+                class,
+                reason,
+            } => {
+                println!(
+                    "backend:  built-in in-memory store (FALLBACK: the configured plugin failed)"
+                );
+                println!("library:  {}", path.display());
+                println!("class:    {}", class.as_deref().unwrap_or("(not set)"));
+                println!("reason:   {reason}");
+                println!(
+                    "          (check {} of 8: {})",
+                    reason.step(),
+                    CHECKS[usize::from(reason.step()) - 1]
+                );
+            }
+            _ => println!("backend:  {}", active.kind()),
+        }
+        println!("health:   {health_text}");
+    }
+    if health.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::ops::EXIT_BACKEND)
+    }
+}
+
+fn step_line(step: usize, outcome: Result<String, String>) {
+    let name = CHECKS[step - 1];
+    match outcome {
+        Ok(detail) if detail.is_empty() => println!("  [pass] {step}. {name}"),
+        Ok(detail) => println!("  [pass] {step}. {name}: {detail}"),
+        Err(reason) => println!("  [FAIL] {step}. {name}: {reason}"),
+    }
+}
+
+pub(crate) async fn check(args: CheckArgs) -> ExitCode {
+    println!("checking {}", args.library.display());
+    let lib = match open_library(&args.library) {
+        Ok(lib) => lib,
+        Err(err) => {
+            let failed = usize::from(err.step());
+            for step in 1..failed {
+                step_line(step, Ok(String::new()));
+            }
+            step_line(failed, Err(err.to_string()));
+            for step in failed + 1..=CHECKS.len() {
+                println!("  [skip] {step}. {}", CHECKS[step - 1]);
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for step in 1..=5 {
+        step_line(step, Ok(String::new()));
+    }
+    step_line(
+        6,
+        Ok(format!(
+            "version {} ({} {})",
+            lib.interface_version(),
+            lib.name(),
+            lib.version()
+        )),
+    );
+    let classes = lib.classes();
+    let Some(class) = args.class else {
+        println!("  exports: {}", classes.join(", "));
+        println!("  [skip] 7-8: pass --class NAME to construct a manager");
+        return ExitCode::SUCCESS;
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match lib.construct(Some(&class), &config.vars) {
+        Ok(manager) => {
+            step_line(7, Ok(class));
+            step_line(8, Ok(String::new()));
+            match manager.health().await {
+                Ok(()) => println!("  health: ok"),
+                Err(err) => println!("  health: failing: {}", err.report()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            if err.step() == 8 {
+                step_line(7, Ok(class));
+            }
+            step_line(usize::from(err.step()), Err(err.to_string()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
+    let store: Arc<dyn TaskPersistenceManager> = match &args.library {
+        None => Arc::new(InMemoryPersistenceManager::new()),
+        Some(path) => {
+            let config = match Config::from_env() {
+                Ok(c) => c,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(1);
+                }
+            };
+            match ta_persistence::loader::load_plugin(path, args.class.as_deref(), &config.vars) {
+                Ok((_, manager)) => Arc::new(manager),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let report = conformance::run_suite(
+        || {
+            let store = Arc::clone(&store);
+            async move {
+                // Each case starts from an empty store.
+                let _ = store.clear().await;
+                store
+            }
+        },
+        args.filter.as_deref(),
+    )
+    .await;
+    println!("{report}");
+    if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,84 @@
+//! `ta-persist`: the command-line front of the ta-persistence host.
+//!
+//! Runs the standard benchmark, shows which backend the environment selects, checks a
+//! plugin library, runs the conformance suite against one, and reads or writes tasks.
+
+mod bench_cmd;
+mod inspect;
+mod ops;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// The ta-persistence host's command line.
+#[derive(Debug, Parser)]
+#[command(name = "ta-persist", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the standard agent-turns workload against the configured backend.
+    Bench(bench_cmd::BenchArgs),
+    /// Show the active backend (from TA_PERSISTENCE_* variables), why, and its health.
+    Info(inspect::InfoArgs),
+    /// Run every load check on a plugin library, without configuring anything.
+    Check(inspect::CheckArgs),
+    /// Run the conformance suite against a plugin library (or the built-in store).
+    Conformance(inspect::ConformanceArgs),
+    /// Print a task as JSON.
+    Get(ops::IdArgs),
+    /// Print the task that holds a request id, as JSON.
+    Find(ops::IdArgs),
+    /// Create a task from a JSON file (or `-` for standard input).
+    Put(ops::FileArgs),
+    /// Replace a task from a JSON file (or `-` for standard input).
+    Update(ops::FileArgs),
+    /// Delete a task.
+    Delete(ops::IdArgs),
+    /// Remove every task of the configured store.
+    Clear(ops::ClearArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Bench(args) => bench_cmd::run(args).await,
+            Command::Info(args) => inspect::info(args).await,
+            Command::Check(args) => inspect::check(args).await,
+            Command::Conformance(args) => inspect::conformance(args).await,
+            Command::Get(args) => ops::get(args).await,
+            Command::Find(args) => ops::find(args).await,
+            Command::Put(args) => ops::put(args).await,
+            Command::Update(args) => ops::update(args).await,
+            Command::Delete(args) => ops::delete(args).await,
+            Command::Clear(args) => ops::clear(args).await,
+        }
+    });
+    // Plugin runtimes and connections are released when their managers drop, which
+    // happened inside `block_on`; shut the host runtime down without waiting on
+    // anything a plugin may have left behind.
+    runtime.shutdown_background();
+    code
+}

@@ -1,0 +1,36 @@
+//! The ta-persistence host: what an application embeds to persist Teal Agents tasks.
+//!
+//! The host picks a backend from the environment and hands the application one shared
+//! [`TaskPersistenceManager`]:
+//!
+//! - no `TA_PERSISTENCE_MODULE`: the built-in [`InMemoryPersistenceManager`];
+//! - `TA_PERSISTENCE_MODULE` (a plugin library) and `TA_PERSISTENCE_CLASS` (a manager it
+//!   exports): the plugin, loaded and checked against the stable-ABI interface.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ta_persistence::PersistenceFactory;
+//!
+//! let factory = PersistenceFactory::from_env()?;
+//! let store = factory.get_persistence_manager();
+//! let task = store.load("task-1").await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod config;
+pub mod factory;
+pub mod loader;
+mod logbridge;
+pub mod memory;
+
+pub use config::{Config, ConfigError};
+pub use factory::{get_persistence_manager, ActiveBackend, FactoryError, PersistenceFactory};
+pub use loader::LoadError;
+pub use memory::{InMemoryPersistenceManager, MemoryStats};
+pub use ta_persistence_api as api;
+pub use ta_persistence_api::{
+    AgentTask, AgentTaskItem, ContentType, ETag, ErrorKind, MultiModalItem, PersistenceError, Role,
+    TaskPersistenceManager, TaskStatus, Timestamp, Versioned,
+};

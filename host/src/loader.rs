@@ -1,0 +1,413 @@
+//! Opens a plugin library and checks it against the stable-ABI interface.
+//!
+//! [`load_plugin`] runs these checks in order, stopping at the first that fails; each has
+//! its own [`LoadError`] variant:
+//!
+//! 1. the path exists and is a regular file;
+//! 2. it is a loadable library;
+//! 3. it exports the root-module symbol;
+//! 4. it was built with a compatible abi_stable, and the interface's type layout matches;
+//! 5. the interface crate's version is compatible;
+//! 6. the interface version ([`INTERFACE_VERSION`]) is one this host accepts;
+//! 7. the requested class is exported;
+//! 8. the class's constructor succeeds.
+//!
+//! Loading runs the library's code (its static initialisers run at step 2): only load
+//! files you trust. Libraries are never unloaded, so one process can load several, and
+//! loading the same path twice returns the same library.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::sabi_types::VersionNumber;
+use abi_stable::std_types::{RResult, RSlice};
+use ta_persistence_api::ffi::{
+    FfiVar, ForeignManager, HostHooks, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
+};
+use ta_persistence_api::Operation;
+use tracing::{debug, info};
+
+/// Why a plugin could not be loaded. One variant per check of [`load_plugin`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Step 1: nothing at the path.
+    #[error("{}: no such file", .path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Step 1: the path is not a regular file (a directory, say).
+    #[error("{}: not a regular file (it is a {kind})", .path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// Step 2: the file could not be opened as a library.
+    #[error("{}: not a loadable library: {reason}", .path.display())]
+    NotALibrary {
+        /// The path.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        reason: String,
+    },
+    /// Step 3: a library, but not a ta-persistence plugin.
+    #[error("{}: not a ta-persistence plugin (no root-module symbol; was it built with export_plugin!?)", .path.display())]
+    NoRootModule {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Step 4: built with an incompatible abi_stable.
+    #[error("{}: built with an incompatible abi_stable: {reason}", .path.display())]
+    AbiStableMismatch {
+        /// The path.
+        path: PathBuf,
+        /// abi_stable's message.
+        reason: String,
+    },
+    /// Step 4: the interface's types have another layout in the library than in the host.
+    #[error("{}: interface layout mismatch: {summary} (RUST_LOG=debug shows the full report)", .path.display())]
+    LayoutMismatch {
+        /// The path.
+        path: PathBuf,
+        /// The first lines of abi_stable's report.
+        summary: String,
+    },
+    /// Step 5: built against an incompatible version of the interface crate.
+    #[error("{}: built against ta-persistence-api {found}, this host has {expected}", .path.display())]
+    CrateVersionMismatch {
+        /// The path.
+        path: PathBuf,
+        /// The host's version.
+        expected: String,
+        /// The library's version.
+        found: String,
+    },
+    /// Step 6: built for an interface version this host does not accept.
+    #[error("{}: interface version {found} is not supported (this host accepts {min} to {max})", .path.display())]
+    InterfaceVersion {
+        /// The path.
+        path: PathBuf,
+        /// The library's interface version.
+        found: u32,
+        /// The oldest accepted.
+        min: u32,
+        /// The newest accepted.
+        max: u32,
+    },
+    /// Step 7: no class was named and the library's are listed, or the named one is
+    /// not exported.
+    #[error("{}: {}; it exports: {}", .path.display(), match .class { Some(c) => format!("class {c:?} is not exported"), None => "TA_PERSISTENCE_CLASS is not set".to_owned() }, .available.join(", "))]
+    ClassNotFound {
+        /// The path.
+        path: PathBuf,
+        /// The requested class (`None`: none was given).
+        class: Option<String>,
+        /// The classes the library exports.
+        available: Vec<String>,
+    },
+    /// Step 8: the constructor returned an error (or panicked).
+    #[error("{}: constructor of {class} failed: {reason}", .path.display())]
+    Constructor {
+        /// The path.
+        path: PathBuf,
+        /// The class.
+        class: String,
+        /// The constructor's error, with its causes.
+        reason: String,
+    },
+    /// Step 2 to 5: the library's root-module loader itself failed or panicked.
+    #[error("{}: the library failed to initialise: {reason}", .path.display())]
+    Init {
+        /// The path.
+        path: PathBuf,
+        /// abi_stable's message.
+        reason: String,
+    },
+}
+
+impl LoadError {
+    /// The check that failed (1 to 8, as numbered in [`load_plugin`]'s module doc).
+    pub fn step(&self) -> u8 {
+        match self {
+            LoadError::NotFound { .. } | LoadError::NotAFile { .. } => 1,
+            LoadError::NotALibrary { .. } => 2,
+            LoadError::NoRootModule { .. } => 3,
+            LoadError::AbiStableMismatch { .. } | LoadError::LayoutMismatch { .. } => 4,
+            LoadError::CrateVersionMismatch { .. } | LoadError::Init { .. } => 5,
+            LoadError::InterfaceVersion { .. } => 6,
+            LoadError::ClassNotFound { .. } => 7,
+            LoadError::Constructor { .. } => 8,
+        }
+    }
+}
+
+/// The names of the checks, by step number (index 0 is step 1).
+pub const CHECKS: [&str; 8] = [
+    "file exists and is a regular file",
+    "file is a loadable library",
+    "root-module symbol is exported",
+    "abi_stable version and interface layout match",
+    "interface crate version is compatible",
+    "interface version is accepted",
+    "class is exported",
+    "constructor succeeds",
+];
+
+/// A plugin library that passed checks 1 to 6.
+#[derive(Clone, Copy)]
+pub struct PluginLibrary {
+    module: PluginModule_Ref,
+    path: &'static Path,
+}
+
+impl std::fmt::Debug for PluginLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginLibrary")
+            .field("path", &self.path)
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("classes", &self.classes())
+            .finish()
+    }
+}
+
+impl PluginLibrary {
+    /// The plugin's name.
+    pub fn name(&self) -> &'static str {
+        self.module.plugin_name().as_str()
+    }
+
+    /// The plugin's version.
+    pub fn version(&self) -> &'static str {
+        self.module.plugin_version().as_str()
+    }
+
+    /// The interface version it was built for.
+    pub fn interface_version(&self) -> u32 {
+        self.module.interface_version()
+    }
+
+    /// The manager classes it exports.
+    pub fn classes(&self) -> Vec<String> {
+        self.module.classes()
+    }
+
+    /// The path it was loaded from.
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+
+    /// Checks 7 and 8: constructs the named class with the given `TA_*` variables.
+    pub fn construct<'a>(
+        &self,
+        class: Option<&str>,
+        vars: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<ForeignManager, LoadError> {
+        let path = self.path.to_path_buf();
+        // Step 7: the class is exported.
+        let Some(entry) = class.and_then(|c| self.module.find(c)) else {
+            return Err(LoadError::ClassNotFound {
+                path,
+                class: class.map(str::to_owned),
+                available: self.classes(),
+            });
+        };
+        let class = entry.class.as_str();
+        // Step 8: the constructor succeeds. It catches its own panics; the guard here is
+        // for a library that was not built with the SDK's constructor.
+        let vars: Vec<FfiVar> = vars
+            .into_iter()
+            .map(|(name, value)| FfiVar {
+                name: name.as_str().into(),
+                value: value.as_str().into(),
+            })
+            .collect();
+        let hooks = HostHooks {
+            log: crate::logbridge::host_log,
+            max_level: crate::logbridge::host_max_level(),
+        };
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            (entry.new)(RSlice::from_slice(&vars), hooks)
+        }));
+        match built {
+            Ok(RResult::ROk(manager)) => {
+                info!(plugin = self.name(), version = self.version(), class, path = %self.path.display(), "plugin manager constructed");
+                Ok(ForeignManager::new(
+                    manager,
+                    format!("{}/{class}", self.name()),
+                ))
+            }
+            Ok(RResult::RErr(err)) => Err(LoadError::Constructor {
+                path,
+                class: class.to_owned(),
+                reason: err.into_error(Operation::Construct).report(),
+            }),
+            Err(_) => Err(LoadError::Constructor {
+                path,
+                class: class.to_owned(),
+                reason: "the constructor panicked".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Libraries already opened, by canonical path: the same file gives the same library.
+fn opened() -> &'static Mutex<HashMap<PathBuf, PluginLibrary>> {
+    static OPENED: OnceLock<Mutex<HashMap<PathBuf, PluginLibrary>>> = OnceLock::new();
+    OPENED.get_or_init(Default::default)
+}
+
+/// Runs checks 1 to 6 on a library file (see the module doc), opening it if needed.
+pub fn open_library(path: &Path) -> Result<PluginLibrary, LoadError> {
+    // Step 1: the file exists and is a regular file.
+    let meta = std::fs::metadata(path).map_err(|_| LoadError::NotFound {
+        path: path.to_path_buf(),
+    })?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "directory"
+        } else {
+            "special file"
+        };
+        return Err(LoadError::NotAFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut opened = opened().lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lib) = opened.get(&canonical) {
+        return Ok(*lib);
+    }
+    let lib = open_uncached(path)?;
+    let lib = PluginLibrary {
+        path: Box::leak(canonical.clone().into_boxed_path()),
+        ..lib
+    };
+    opened.insert(canonical, lib);
+    Ok(lib)
+}
+
+fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
+    let owned = || path.to_path_buf();
+    // Steps 2 and 3 (and the abi_stable header of step 4): `lib_header_from_path` opens
+    // the library, never closes it, and reads the header symbol. Unlike
+    // `RootModule::load_from_file` it keeps no per-type cache, so a failed library does
+    // not poison later loads of other paths.
+    let header = lib_header_from_path(path).map_err(|err| match err {
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
+            path: owned(),
+            reason: err.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NoRootModule { path: owned() },
+        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
+            LoadError::AbiStableMismatch {
+                path: owned(),
+                reason: err.to_string(),
+            }
+        }
+        other => LoadError::Init {
+            path: owned(),
+            reason: other.to_string(),
+        },
+    })?;
+
+    // Step 4: the interface's type layout matches.
+    header.ensure_layout::<PluginModule_Ref>().map_err(|err| {
+        let full = err.to_string();
+        debug!(path = %path.display(), report = %full, "plugin interface layout mismatch");
+        LoadError::LayoutMismatch {
+            path: owned(),
+            summary: summarize(&full),
+        }
+    })?;
+
+    // Step 5: the interface crate's version is compatible.
+    let expected = PluginModule_Ref::VERSION_STRINGS;
+    let found = header.version_strings();
+    let compatible = match (VersionNumber::new(expected), VersionNumber::new(found)) {
+        (Ok(e), Ok(f)) => e.major == f.major && (e.major != 0 || e.minor <= f.minor),
+        _ => false,
+    };
+    if !compatible {
+        return Err(LoadError::CrateVersionMismatch {
+            path: owned(),
+            expected: expected.version.to_string(),
+            found: found.version.to_string(),
+        });
+    }
+
+    let module = header
+        .check_layout::<PluginModule_Ref>()
+        .map_err(|err| LoadError::Init {
+            path: owned(),
+            reason: err.to_string(),
+        })?;
+
+    // Step 6: the interface version is accepted.
+    let version = module.interface_version();
+    if !(MIN_INTERFACE_VERSION..=INTERFACE_VERSION).contains(&version) {
+        return Err(LoadError::InterfaceVersion {
+            path: owned(),
+            found: version,
+            min: MIN_INTERFACE_VERSION,
+            max: INTERFACE_VERSION,
+        });
+    }
+    debug!(path = %path.display(), plugin = module.plugin_name().as_str(), version = module.plugin_version().as_str(), "plugin library opened");
+    Ok(PluginLibrary {
+        module,
+        path: Box::leak(path.to_path_buf().into_boxed_path()),
+    })
+}
+
+/// The gist of abi_stable's layout report (which runs to hundreds of lines): each
+/// `Error:` entry with its expected and found values, the innermost (most specific) first.
+fn summarize(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let value_after = |from: usize, label: &str| -> Option<&str> {
+        let at = lines[from..].iter().position(|l| *l == label)? + from;
+        lines.get(at + 1).copied().filter(|l| !l.is_empty())
+    };
+    let mut entries: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(what) = line.strip_prefix("Error:") else {
+            continue;
+        };
+        let entry = match (value_after(i, "Expected:"), value_after(i, "Found:")) {
+            (Some(e), Some(f)) => format!("{what}: expected {e}, found {f}"),
+            _ => what.to_owned(),
+        };
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    if entries.is_empty() {
+        return report
+            .lines()
+            .next()
+            .unwrap_or("layouts differ")
+            .trim()
+            .to_owned();
+    }
+    entries.reverse();
+    entries.truncate(3);
+    entries.join("; ")
+}
+
+/// Checks 1 to 8: opens a library and constructs one of its classes.
+pub fn load_plugin<'a>(
+    path: &Path,
+    class: Option<&str>,
+    vars: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(PluginLibrary, ForeignManager), LoadError> {
+    let lib = open_library(path)?;
+    let manager = lib.construct(class, vars)?;
+    Ok((lib, manager))
+}
