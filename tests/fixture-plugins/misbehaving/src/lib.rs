@@ -1,0 +1,186 @@
+//! A plugin that misbehaves on purpose, for the host's failure tests:
+//!
+//! - `FailingConstructor`: its constructor returns an error;
+//! - `PanickingConstructor`: its constructor panics;
+//! - `PanickingManager`: works, except that `create` of task `panic-now` panics before
+//!   returning a future and `load` of task `panic-later` panics while being polled.
+#![allow(clippy::panic)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::{
+    async_trait, AgentTask, BoxError, ETag, Operation, PersistenceError, Result, TaskDocument,
+    TaskPersistenceManager, Versioned,
+};
+
+/// Fails to construct.
+#[derive(Debug)]
+pub struct FailingConstructor;
+
+impl FromConfig for FailingConstructor {
+    fn from_config(config: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        let why = config.get("TA_FIXTURE_REASON").unwrap_or("no reason given");
+        Err(format!("refusing to start: {why}").into())
+    }
+}
+
+/// Panics while constructing.
+#[derive(Debug)]
+pub struct PanickingConstructor;
+
+impl FromConfig for PanickingConstructor {
+    fn from_config(_: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        panic!("constructor exploded")
+    }
+}
+
+/// Stores tasks, but panics on two magic ids.
+#[derive(Debug, Default)]
+pub struct PanickingManager {
+    docs: Mutex<HashMap<String, TaskDocument>>,
+}
+
+impl FromConfig for PanickingManager {
+    fn from_config(_: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        Ok(Self::default())
+    }
+}
+
+fn unsupported(op: Operation) -> PersistenceError {
+    PersistenceError::backend(op, "", "not supported by this test plugin")
+}
+
+#[async_trait]
+impl TaskPersistenceManager for FailingConstructor {
+    async fn create(&self, _: AgentTask) -> Result<()> {
+        Err(unsupported(Operation::Create))
+    }
+    async fn load(&self, _: &str) -> Result<Option<AgentTask>> {
+        Err(unsupported(Operation::Load))
+    }
+    async fn update(&self, _: AgentTask) -> Result<()> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn delete(&self, _: &str) -> Result<()> {
+        Err(unsupported(Operation::Delete))
+    }
+    async fn load_by_request_id(&self, _: &str) -> Result<Option<AgentTask>> {
+        Err(unsupported(Operation::LoadByRequestId))
+    }
+    async fn load_with_etag(&self, _: &str) -> Result<Option<Versioned>> {
+        Err(unsupported(Operation::Load))
+    }
+    async fn update_if_match(&self, _: AgentTask, _: &ETag) -> Result<ETag> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn clear(&self) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl TaskPersistenceManager for PanickingConstructor {
+    async fn create(&self, _: AgentTask) -> Result<()> {
+        Err(unsupported(Operation::Create))
+    }
+    async fn load(&self, _: &str) -> Result<Option<AgentTask>> {
+        Err(unsupported(Operation::Load))
+    }
+    async fn update(&self, _: AgentTask) -> Result<()> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn delete(&self, _: &str) -> Result<()> {
+        Err(unsupported(Operation::Delete))
+    }
+    async fn load_by_request_id(&self, _: &str) -> Result<Option<AgentTask>> {
+        Err(unsupported(Operation::LoadByRequestId))
+    }
+    async fn load_with_etag(&self, _: &str) -> Result<Option<Versioned>> {
+        Err(unsupported(Operation::Load))
+    }
+    async fn update_if_match(&self, _: AgentTask, _: &ETag) -> Result<ETag> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn clear(&self) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl TaskPersistenceManager for PanickingManager {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        self.create_document(TaskDocument::from_task(&task)).await
+    }
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        match self.load_document(task_id).await? {
+            Some(doc) => Ok(Some(doc.to_task().map_err(|e| {
+                PersistenceError::backend(Operation::Load, task_id, e.to_string())
+            })?)),
+            None => Ok(None),
+        }
+    }
+    async fn update(&self, _: AgentTask) -> Result<()> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn delete(&self, _: &str) -> Result<()> {
+        Err(unsupported(Operation::Delete))
+    }
+    async fn load_by_request_id(&self, _: &str) -> Result<Option<AgentTask>> {
+        Ok(None)
+    }
+    async fn load_with_etag(&self, _: &str) -> Result<Option<Versioned>> {
+        Ok(None)
+    }
+    async fn update_if_match(&self, _: AgentTask, _: &ETag) -> Result<ETag> {
+        Err(unsupported(Operation::Update))
+    }
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn clear(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    // Written without `async` so that it can panic before any future exists.
+    fn create_document<'a, 'b>(
+        &'a self,
+        doc: TaskDocument,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        if doc.task_id() == "panic-now" {
+            panic!("create panicked before returning a future");
+        }
+        Box::pin(async move {
+            let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            docs.insert(doc.task_id().to_owned(), doc);
+            Ok(())
+        })
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        if task_id == "panic-later" {
+            panic!("load panicked while polled");
+        }
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(docs.get(task_id).cloned())
+    }
+}
+
+ta_persistence_api::export_plugin! {
+    name: "misbehaving",
+    version: "0.0.0",
+    managers: [FailingConstructor, PanickingConstructor, PanickingManager],
+}

@@ -1,0 +1,155 @@
+//! The loader's failure matrix: each case is a real file (missing, a directory, text, a
+//! library that is no plugin, a plugin with another interface layout or version, a class
+//! that is not exported, a constructor that fails or panics), checked with the default
+//! policy (fall back to memory, the reason logged at error and reported by the factory)
+//! and with the strict policy (start-up error carrying the reason).
+//!
+//! This file installs a global log subscriber, so it is its own test binary.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use ta_persistence::config::Config;
+use ta_persistence::{ActiveBackend, FactoryError, PersistenceFactory, TaskPersistenceManager};
+use ta_persistence_tests::fixtures::{failure_matrix, FailureCase};
+
+/// Everything logged in this process, as text.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || SharedWriter(Arc::clone(&writer)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per process");
+        buffer
+    })
+}
+
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn config(case: &FailureCase) -> Config {
+    let mut config = Config::plugin(&case.path, case.class.unwrap_or_default());
+    if case.class.is_none() {
+        config.class = None;
+        config.vars.remove("TA_PERSISTENCE_CLASS");
+    }
+    config
+}
+
+#[tokio::test]
+async fn every_failure_falls_back_to_memory_with_the_reason_logged_and_reported() {
+    let logs = logs();
+    for case in failure_matrix() {
+        let factory = PersistenceFactory::from_config(&config(&case))
+            .unwrap_or_else(|e| panic!("{}: the default policy must not fail: {e}", case.name));
+        let ActiveBackend::Fallback { reason, path, .. } = factory.active_backend() else {
+            panic!(
+                "{}: expected a fallback, got {:?}",
+                case.name,
+                factory.active_backend()
+            );
+        };
+        assert_eq!(path, &case.path, "{}", case.name);
+        assert_eq!(
+            reason.step(),
+            case.step,
+            "{}: wrong check failed: {reason}",
+            case.name
+        );
+        let text = reason.to_string();
+        assert!(
+            text.contains(case.reason),
+            "{}: reason {text:?} lacks {:?}",
+            case.name,
+            case.reason
+        );
+        assert!(
+            !text.contains('\n'),
+            "{}: the reason is one line: {text:?}",
+            case.name
+        );
+
+        // The fallback is a working store.
+        let store = factory.get_persistence_manager();
+        store.health().await.unwrap();
+        assert!(store.load("anything").await.unwrap().is_none());
+
+        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains("ERROR") && l.contains("falling back") && l.contains(&text)),
+            "{}: no error line with the fallback and its reason in:\n{logged}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn every_failure_is_a_startup_error_when_strict() {
+    for case in failure_matrix() {
+        let err = PersistenceFactory::from_config(&config(&case).with_strict(true))
+            .err()
+            .unwrap_or_else(|| panic!("{}: strict must refuse to start", case.name));
+        let FactoryError::Plugin(reason) = &err else {
+            panic!("{}: expected a plugin error, got {err}", case.name);
+        };
+        assert_eq!(reason.step(), case.step, "{}: {reason}", case.name);
+        assert!(
+            err.to_string().contains(case.reason),
+            "{}: {err}",
+            case.name
+        );
+        assert!(err.to_string().contains("TA_PERSISTENCE_STRICT"), "{err}");
+    }
+}
+
+#[test]
+fn the_layout_report_is_at_debug_and_the_reason_stays_short() {
+    let case = failure_matrix()
+        .into_iter()
+        .find(|c| c.step == 4)
+        .expect("the matrix has a layout case");
+    let err = ta_persistence::loader::open_library(&case.path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.len() < 400,
+        "reason should be one short line, got {} bytes",
+        text.len()
+    );
+    assert!(text.contains("RUST_LOG=debug"), "{text}");
+}
+
+#[test]
+fn no_module_means_the_built_in_store_and_a_malformed_strict_is_an_error() {
+    let factory = PersistenceFactory::from_config(&Config::default()).unwrap();
+    assert!(matches!(factory.active_backend(), ActiveBackend::BuiltIn));
+    let err = Config::from_vars([("TA_PERSISTENCE_STRICT", "sometimes")]).unwrap_err();
+    assert!(err.to_string().contains("TA_PERSISTENCE_STRICT"), "{err}");
+}
+
+#[test]
+fn the_factory_hands_out_one_shared_manager() {
+    let factory = PersistenceFactory::from_config(&Config::default()).unwrap();
+    let a = factory.get_persistence_manager();
+    let b = factory.get_persistence_manager();
+    assert!(Arc::ptr_eq(&a, &b));
+    let _: &dyn TaskPersistenceManager = a.as_ref();
+}
