@@ -189,7 +189,7 @@ pub async fn loaded_task_is_an_independent_value(store: &dyn TaskPersistenceMana
     first.status = TaskStatus::Failed;
     first.session_id.push_str("-changed");
     fixtures::push_item(&mut first, &ns.id("added"));
-    first.items[0].item.content.push_str(" (edited)");
+    first.items[0].item.content = format!("{} (edited)", first.items[0].item.content).into();
     let second = loaded!(store, id);
     check_task!(
         second,

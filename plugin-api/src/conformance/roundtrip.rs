@@ -251,7 +251,7 @@ pub async fn five_megabyte_task_round_trips(store: &dyn TaskPersistenceManager) 
     let id = ns.id("task");
     let rid = ns.id("r");
     let mut task = fixtures::task(&id, &[&rid, &ns.id("small")]);
-    task.items[0].item.content = fixtures::big_text(5 * 1024 * 1024);
+    task.items[0].item.content = fixtures::big_text(5 * 1024 * 1024).into();
     must!(store.create(task.clone()).await);
     check_task!(loaded!(store, id), task, "load of the 5 MiB task");
     match must!(store.load_by_request_id(&rid).await) {
@@ -259,7 +259,7 @@ pub async fn five_megabyte_task_round_trips(store: &dyn TaskPersistenceManager) 
         None => fail!("load_by_request_id found nothing"),
     }
     let mut changed = fixtures::advanced(&task, TaskStatus::Completed);
-    changed.items[0].item.content.push('!');
+    changed.items[0].item.content = format!("{}!", changed.items[0].item.content).into();
     must!(store.update(changed.clone()).await);
     check_task!(
         loaded!(store, id),

@@ -11,6 +11,8 @@
 //! `pending_tool_calls` elements and `chat_history` are [`OpaqueJson`]: the store never
 //! looks inside them and keeps them verbatim.
 
+use std::sync::Arc;
+
 mod opaque;
 mod timestamp;
 mod wire;
@@ -70,7 +72,11 @@ pub struct MultiModalItem {
     /// What `content` holds. Defaults to text when absent on input.
     pub content_type: ContentType,
     /// The text, or for images a `data:<mime>;base64,...` URI.
-    pub content: String,
+    ///
+    /// Shared and immutable: content can be megabytes (images are stored inline), and a
+    /// store hands out a copy of the task on every load, so cloning it must not copy the
+    /// content. Replace it to change it.
+    pub content: Arc<str>,
     /// Fields this version does not know, kept in input order and written back.
     pub extra: ExtraFields,
 }
@@ -172,7 +178,7 @@ impl AgentTaskItem {
 
 impl MultiModalItem {
     /// Text content.
-    pub fn text(content: impl Into<String>) -> Self {
+    pub fn text(content: impl Into<Arc<str>>) -> Self {
         Self {
             content_type: ContentType::Text,
             content: content.into(),
@@ -181,7 +187,7 @@ impl MultiModalItem {
     }
 
     /// Image content, as a `data:<mime>;base64,...` URI.
-    pub fn image(data_uri: impl Into<String>) -> Self {
+    pub fn image(data_uri: impl Into<Arc<str>>) -> Self {
         Self {
             content_type: ContentType::Image,
             content: data_uri.into(),

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 /// One JSON value kept verbatim: its token text and key order are exactly those it was
@@ -18,14 +20,14 @@ use serde_json::value::RawValue;
 /// Serialising writes the text as it is and deserialising takes the text as it is; both
 /// work with `serde_json` only (the value is a [`serde_json::value::RawValue`] inside).
 #[derive(Clone)]
-pub struct OpaqueJson(Box<RawValue>);
+pub struct OpaqueJson(Arc<RawValue>);
 
 impl OpaqueJson {
     /// Reads one JSON value from `json` (surrounding whitespace allowed). Insignificant
     /// whitespace is dropped; everything else is kept verbatim.
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
         let raw: Box<RawValue> = serde_json::from_str(json)?;
-        compact(raw).map(Self)
+        compact(raw).map(|raw| Self(Arc::from(raw)))
     }
 
     /// The value as `serde_json` writes it (compact; object keys in the map's order).
@@ -34,7 +36,7 @@ impl OpaqueJson {
         // are finite. The fallback is there only to avoid a panic path.
         let raw =
             serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
-        Self(raw)
+        Self(Arc::from(raw))
     }
 
     /// The JSON text.
@@ -172,7 +174,9 @@ impl Serialize for OpaqueJson {
 impl<'de> Deserialize<'de> for OpaqueJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        compact(raw).map(Self).map_err(de::Error::custom)
+        compact(raw)
+            .map(|raw| Self(Arc::from(raw)))
+            .map_err(de::Error::custom)
     }
 }
 

@@ -125,6 +125,16 @@ impl Timestamp {
         }
     }
 
+    /// A value from its parts: the wall-clock time as written and its offset (`None` for
+    /// a naive value). The inverse of [`naive_local`](Self::naive_local) and
+    /// [`offset`](Self::offset).
+    pub fn from_parts(naive: NaiveDateTime, offset: Option<FixedOffset>) -> Self {
+        Self {
+            naive: truncate_to_micros(naive),
+            offset,
+        }
+    }
+
     /// The wall-clock time as written, without its offset.
     pub fn naive_local(&self) -> NaiveDateTime {
         self.naive

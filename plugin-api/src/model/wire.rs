@@ -231,7 +231,7 @@ impl Serialize for MultiModalItem {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(ContentKey::NAMES.len() + self.extra.len()))?;
         map.serialize_entry("content_type", &self.content_type)?;
-        map.serialize_entry("content", &self.content)?;
+        map.serialize_entry("content", &*self.content)?;
         serialize_extra(&mut map, &self.extra, ContentKey::NAMES)?;
         map.end()
     }
@@ -566,7 +566,7 @@ impl<'de> Visitor<'de> for ContentVisitor {
         }
         Ok(MultiModalItem {
             content_type: content_type.unwrap_or_default(),
-            content: required(content, "content")?,
+            content: required::<String, _>(content, "content")?.into(),
             extra,
         })
     }
