@@ -54,7 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         MultiModalItem::text("tool execution approved"),
         Timestamp::now_utc(),
     ));
-    store.update_if_match(approved.clone(), &current.etag).await?;
+    store
+        .update_if_match(approved.clone(), &current.etag)
+        .await?;
 
     // A second approval with the same (now stale) ETag is refused: the tool runs once.
     let err = store

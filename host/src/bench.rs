@@ -7,7 +7,7 @@
 //! figures can be set side by side as ratios.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -82,8 +82,14 @@ pub struct MemoryFigures {
     pub rss_after_create_kib: u64,
     /// Peak resident set of the process so far, KiB.
     pub peak_rss_kib: u64,
-    /// (after create - before) / tasks: what the store holds per task, bytes.
+    /// (RSS after create - RSS before) / tasks, bytes: what the store holds per task,
+    /// allocator overhead included.
     pub bytes_per_task: u64,
+    /// Net heap bytes allocated from before the payloads were built to after the create
+    /// phase, per task: the store's own bytes, exactly, without allocator overhead. Only
+    /// where the program counts its heap (`ta-persist` does; see [`crate::heap`]) and at
+    /// C=1.
+    pub heap_bytes_per_task: Option<u64>,
 }
 
 /// The figures of one run at one concurrency.
@@ -145,7 +151,11 @@ impl Workload {
     }
 }
 
-/// Called after every completed operation (for a progress bar).
+/// Operations per progress report.
+const PROGRESS_BATCH: usize = 256;
+
+/// Called with the number of operations completed since the last call (for a progress
+/// bar), every few hundred operations.
 pub type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
 
 /// 512 ASCII characters, distinct per task so nothing is shared between tasks.
@@ -212,40 +222,101 @@ pub fn new_task(i: usize) -> AgentTask {
     task
 }
 
-/// Runs `op(i)` for every `i < n` with `concurrency` in flight; returns the wall time
-/// and every operation's latency in nanoseconds.
-async fn drive<F, Fut>(
+/// What the workers of a run share: the store and every prebuilt payload. Each worker
+/// holds one `Arc` of it for a whole phase, so an operation costs no reference counting
+/// of its own.
+struct Shared {
+    store: Arc<dyn TaskPersistenceManager>,
+    payloads: Vec<Mutex<Option<AgentTask>>>,
+    /// Built just before the turn phase, so the create phase's memory figure does not
+    /// count it.
+    turns: OnceLock<Vec<Mutex<Option<[AgentTaskItem; 2]>>>>,
+    ids: Vec<String>,
+    request_ids: Vec<String>,
+}
+
+impl Shared {
+    /// One operation of `phase` on task `i`.
+    async fn op(&self, phase: Phase, i: usize) -> Result<(), BenchError> {
+        let fail = op_err(phase);
+        match phase {
+            Phase::Create => {
+                let task = take(&self.payloads, i)
+                    .ok_or_else(|| missing(phase, format!("payload {i}")))?;
+                self.store.create(task).await.map_err(fail)
+            }
+            Phase::Load => match self.store.load(&self.ids[i]).await.map_err(fail)? {
+                Some(_) => Ok(()),
+                None => Err(missing(phase, self.ids[i].clone())),
+            },
+            Phase::Find => {
+                let rid = &self.request_ids[i];
+                match self.store.load_by_request_id(rid).await.map_err(fail)? {
+                    Some(_) => Ok(()),
+                    None => Err(missing(phase, rid.clone())),
+                }
+            }
+            Phase::Turn => {
+                let id = &self.ids[i];
+                let mut task = self
+                    .store
+                    .load(id)
+                    .await
+                    .map_err(&fail)?
+                    .ok_or_else(|| missing(phase, id.clone()))?;
+                let items = self
+                    .turns
+                    .get()
+                    .and_then(|turns| take(turns, i))
+                    .ok_or_else(|| missing(phase, format!("turn {i}")))?;
+                task.items.extend(items);
+                task.last_updated = Timestamp::now_utc();
+                self.store.update(task).await.map_err(fail)
+            }
+            Phase::Delete => self.store.delete(&self.ids[i]).await.map_err(fail),
+        }
+    }
+}
+
+/// Runs `phase` for every task with `concurrency` operations in flight; returns the wall
+/// time and every operation's latency in nanoseconds.
+async fn drive(
+    shared: &Arc<Shared>,
     phase: Phase,
-    n: usize,
     concurrency: usize,
     progress: Option<Progress>,
-    op: F,
-) -> Result<(Duration, Vec<u64>), BenchError>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), BenchError>> + Send,
-{
+) -> Result<(Duration, Vec<u64>), BenchError> {
+    let n = shared.ids.len();
     let next = Arc::new(AtomicUsize::new(0));
-    let op = Arc::new(op);
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let next = Arc::clone(&next);
-        let op = Arc::clone(&op);
+        let shared = Arc::clone(shared);
         let progress = progress.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(n / concurrency + 1);
+            let mut unreported = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     break;
                 }
                 let t0 = Instant::now();
-                op(i).await?;
+                shared.op(phase, i).await?;
                 latencies.push(t0.elapsed().as_nanos() as u64);
-                if let Some(p) = &progress {
-                    p(phase, 1);
+                // Report progress in batches: a per-operation callback would cost more
+                // than the fastest operations being measured.
+                unreported += 1;
+                if unreported == PROGRESS_BATCH {
+                    if let Some(p) = &progress {
+                        p(phase, unreported);
+                    }
+                    unreported = 0;
                 }
+            }
+            if let (Some(p), true) = (&progress, unreported > 0) {
+                p(phase, unreported);
             }
             Ok::<_, BenchError>(latencies)
         }));
@@ -319,116 +390,70 @@ pub async fn run(
 ) -> Result<RunResult, BenchError> {
     let n = workload.tasks;
     let c = workload.concurrency;
-    let mut phases = Vec::with_capacity(PHASES.len());
-
+    let ids: Vec<String> = (0..n).map(|i| format!("task-{i}")).collect();
+    let request_ids: Vec<String> = (0..n).map(|i| format!("req-{i}-0")).collect();
+    // The baseline is taken before the payloads exist: they move into the store, so
+    // (after create - before) is what the store holds.
+    // Heap counting (when the program installed the counting allocator) runs only at
+    // C=1, where its shared counter costs nothing measurable.
+    let counting = c == 1 && crate::heap::start();
     let rss_before = mem::rss_kib();
-    let payloads: Arc<Vec<Mutex<Option<AgentTask>>>> =
-        Arc::new((0..n).map(|i| Mutex::new(Some(new_task(i)))).collect());
-    let ids: Arc<Vec<String>> = Arc::new((0..n).map(|i| format!("task-{i}")).collect());
-    let request_ids: Arc<Vec<String>> = Arc::new((0..n).map(|i| format!("req-{i}-0")).collect());
-
-    // create
-    let (s, p) = (Arc::clone(&store), Arc::clone(&payloads));
-    let (wall, lat) = drive(Phase::Create, n, c, progress.clone(), move |i| {
-        let (s, p) = (Arc::clone(&s), Arc::clone(&p));
-        async move {
-            let task = take(&p, i).ok_or_else(|| missing(Phase::Create, format!("payload {i}")))?;
-            s.create(task).await.map_err(op_err(Phase::Create))
+    let payloads = (0..n).map(|i| Mutex::new(Some(new_task(i)))).collect();
+    let shared = Arc::new(Shared {
+        store: Arc::clone(&store),
+        payloads,
+        turns: OnceLock::new(),
+        ids,
+        request_ids,
+    });
+    let mut phases = Vec::with_capacity(PHASES.len());
+    let mut memory = None;
+    for phase in PHASES {
+        if phase == Phase::Turn {
+            // The turn's new items, built before its clock starts.
+            shared
+                .turns
+                .get_or_init(|| (0..n).map(|i| Mutex::new(Some(turn_items(i, 1)))).collect());
         }
-    })
-    .await?;
-    phases.push(summarize(Phase::Create, wall, lat));
-    drop(payloads);
-    let memory = match (rss_before, mem::rss_kib(), mem::peak_rss_kib()) {
-        (Some(before), Some(after), Some(peak)) => Some(MemoryFigures {
-            rss_before_kib: before,
-            rss_after_create_kib: after,
-            peak_rss_kib: peak,
-            bytes_per_task: after.saturating_sub(before) * 1024 / n.max(1) as u64,
-        }),
-        _ => None,
-    };
-
-    // load
-    let (s, ids_) = (Arc::clone(&store), Arc::clone(&ids));
-    let (wall, lat) = drive(Phase::Load, n, c, progress.clone(), move |i| {
-        let (s, ids) = (Arc::clone(&s), Arc::clone(&ids_));
-        async move {
-            match s.load(&ids[i]).await.map_err(op_err(Phase::Load))? {
-                Some(_) => Ok(()),
-                None => Err(missing(Phase::Load, ids[i].clone())),
-            }
+        let (wall, latencies) = drive(&shared, phase, c, progress.clone()).await?;
+        phases.push(summarize(phase, wall, latencies));
+        if phase == Phase::Create {
+            let heap = if counting { crate::heap::stop() } else { None };
+            memory = memory_after_create(n, rss_before, heap);
         }
-    })
-    .await?;
-    phases.push(summarize(Phase::Load, wall, lat));
-
-    // find
-    let (s, rids) = (Arc::clone(&store), Arc::clone(&request_ids));
-    let (wall, lat) = drive(Phase::Find, n, c, progress.clone(), move |i| {
-        let (s, rids) = (Arc::clone(&s), Arc::clone(&rids));
-        async move {
-            match s
-                .load_by_request_id(&rids[i])
+        if phase == Phase::Turn && n > 0 {
+            let last = format!("req-{}-1", n - 1);
+            let found = store
+                .load_by_request_id(&last)
                 .await
-                .map_err(op_err(Phase::Find))?
-            {
-                Some(_) => Ok(()),
-                None => Err(missing(Phase::Find, rids[i].clone())),
+                .map_err(op_err(Phase::Turn))?;
+            if found.is_none() {
+                return Err(missing(Phase::Turn, last));
             }
-        }
-    })
-    .await?;
-    phases.push(summarize(Phase::Find, wall, lat));
-
-    // turn: the new items are built before the clock starts
-    let turns: Arc<Vec<Mutex<Option<[AgentTaskItem; 2]>>>> =
-        Arc::new((0..n).map(|i| Mutex::new(Some(turn_items(i, 1)))).collect());
-    let (s, ids_, t) = (Arc::clone(&store), Arc::clone(&ids), Arc::clone(&turns));
-    let (wall, lat) = drive(Phase::Turn, n, c, progress.clone(), move |i| {
-        let (s, ids, t) = (Arc::clone(&s), Arc::clone(&ids_), Arc::clone(&t));
-        async move {
-            let mut task = s
-                .load(&ids[i])
-                .await
-                .map_err(op_err(Phase::Turn))?
-                .ok_or_else(|| missing(Phase::Turn, ids[i].clone()))?;
-            let items = take(&t, i).ok_or_else(|| missing(Phase::Turn, format!("turn {i}")))?;
-            task.items.extend(items);
-            task.last_updated = Timestamp::now_utc();
-            s.update(task).await.map_err(op_err(Phase::Turn))
-        }
-    })
-    .await?;
-    phases.push(summarize(Phase::Turn, wall, lat));
-    drop(turns);
-    if n > 0 {
-        let last = format!("req-{}-1", n - 1);
-        if store
-            .load_by_request_id(&last)
-            .await
-            .map_err(op_err(Phase::Turn))?
-            .is_none()
-        {
-            return Err(missing(Phase::Turn, last));
         }
     }
-
-    // delete
-    let (s, ids_) = (Arc::clone(&store), Arc::clone(&ids));
-    let (wall, lat) = drive(Phase::Delete, n, c, progress, move |i| {
-        let (s, ids) = (Arc::clone(&s), Arc::clone(&ids_));
-        async move { s.delete(&ids[i]).await.map_err(op_err(Phase::Delete)) }
-    })
-    .await?;
-    phases.push(summarize(Phase::Delete, wall, lat));
-
     Ok(RunResult {
         backend: backend.to_owned(),
         tasks: n,
         concurrency: c,
         phases,
         memory,
+    })
+}
+
+fn memory_after_create(
+    n: usize,
+    rss_before: Option<u64>,
+    heap_delta: Option<i64>,
+) -> Option<MemoryFigures> {
+    let n = n.max(1) as u64;
+    let (before, after, peak) = (rss_before?, mem::rss_kib()?, mem::peak_rss_kib()?);
+    Some(MemoryFigures {
+        rss_before_kib: before,
+        rss_after_create_kib: after,
+        peak_rss_kib: peak,
+        bytes_per_task: after.saturating_sub(before) * 1024 / n,
+        heap_bytes_per_task: heap_delta.map(|d| d.max(0) as u64 / n),
     })
 }
 

@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod config;
 pub mod factory;
+pub mod heap;
 pub mod loader;
 mod logbridge;
 pub mod memory;

@@ -303,7 +303,7 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
     let header = lib_header_from_path(path).map_err(|err| match err {
         LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
             path: owned(),
-            reason: err.to_string(),
+            reason: open_failure(&err),
         },
         LibraryError::GetSymbolError { .. } => LoadError::NoRootModule { path: owned() },
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
@@ -365,6 +365,14 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
         module,
         path: Box::leak(path.to_path_buf().into_boxed_path()),
     })
+}
+
+/// Why the dynamic loader refused a file, in its own words where it gave any.
+fn open_failure(err: &libloading::Error) -> String {
+    match err {
+        libloading::Error::DlOpenUnknown => "the dynamic loader gave no reason".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// The gist of abi_stable's layout report (which runs to hundreds of lines): each

@@ -1,15 +1,18 @@
 //! The built-in in-memory store: the embedded default backend.
 //!
-//! One map from task id to task, one index from request id to the tasks that hold it,
-//! both behind a single `RwLock` so they can never disagree. Reads take the lock shared
+//! One map from task id to task (kept in a compact form, see [`packed`]), one index from
+//! request id to the tasks that hold it, both behind a single `RwLock` so they can never
+//! disagree. Reads take the lock shared
 //! (many at once); writes take it exclusively for a few map operations. The lock is a
 //! `std` lock, not an async one, because it is never held across an `.await`: every
 //! operation does its work in one synchronous critical section.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+mod packed;
+
+use packed::Packed;
 use ta_persistence_api::{
     async_trait, validate_id, validate_task_ids, AgentTask, ETag, Operation, PersistenceError,
     Result, TaskPersistenceManager, Versioned,
@@ -33,24 +36,106 @@ struct Inner {
     revisions: AtomicU64,
 }
 
+/// hashbrown's map with its default hasher (foldhash): fast, and still seeded per
+/// process, which matters because ids come from clients.
+type Map<K, V> = hashbrown::HashMap<K, V>;
+
 #[derive(Debug, Default)]
 struct State {
-    tasks: HashMap<String, Stored>,
+    /// task id -> task. The key is shared with the task's index entries.
+    tasks: Map<Arc<str>, Stored>,
     /// request id -> the tasks holding it, sorted by (created_at, task id): the first
     /// member is the answer to `load_by_request_id`.
-    index: HashMap<String, Vec<Member>>,
+    index: Map<Box<str>, Members>,
 }
 
 #[derive(Debug)]
 struct Stored {
-    task: AgentTask,
+    packed: Packed,
     revision: u64,
+}
+
+impl Stored {
+    fn task(&self, op: Operation, task_id: &str) -> Result<AgentTask> {
+        self.packed.unpack().map_err(|_| corrupt(op, task_id))
+    }
+
+    fn index_keys(&self, op: Operation, task_id: &str) -> Result<(i64, Vec<&str>)> {
+        self.packed.index_keys().map_err(|_| corrupt(op, task_id))
+    }
+}
+
+/// A packed task that does not read back: a bug in [`packed`], reported, not hidden.
+fn corrupt(op: Operation, task_id: &str) -> PersistenceError {
+    PersistenceError::Corrupt {
+        op,
+        task_id: task_id.to_owned(),
+        source: "the in-memory copy of the task does not read back".into(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Member {
     created: i64,
-    task_id: String,
+    task_id: Arc<str>,
+}
+
+/// The tasks holding one request id. Almost always one (every item of a request carries
+/// its id), so that case needs no allocation of its own.
+#[derive(Debug)]
+enum Members {
+    One(Member),
+    /// Sorted, at least two.
+    Many(Vec<Member>),
+}
+
+impl Members {
+    fn first(&self) -> &Member {
+        match self {
+            Members::One(m) => m,
+            // `Many` always holds at least two members.
+            Members::Many(v) => &v[0],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Members::One(_) => 1,
+            Members::Many(v) => v.len(),
+        }
+    }
+
+    fn insert(&mut self, member: Member) {
+        match self {
+            Members::One(m) if *m == member => {}
+            Members::One(m) => {
+                let mut v = vec![m.clone(), member];
+                v.sort();
+                *self = Members::Many(v);
+            }
+            Members::Many(v) => {
+                if let Err(at) = v.binary_search(&member) {
+                    v.insert(at, member);
+                }
+            }
+        }
+    }
+
+    /// Removes a member; `true` when none is left.
+    fn remove(&mut self, member: &Member) -> bool {
+        match self {
+            Members::One(m) => m == member,
+            Members::Many(v) => {
+                if let Ok(at) = v.binary_search(member) {
+                    v.remove(at);
+                }
+                if v.len() == 1 {
+                    *self = Members::One(v.remove(0));
+                }
+                false
+            }
+        }
+    }
 }
 
 /// Sizes of an [`InMemoryPersistenceManager`], for tests and diagnostics.
@@ -77,7 +162,7 @@ impl InMemoryPersistenceManager {
         MemoryStats {
             tasks: state.tasks.len(),
             request_ids: state.index.len(),
-            index_entries: state.index.values().map(Vec::len).sum(),
+            index_entries: state.index.values().map(Members::len).sum(),
         }
     }
 
@@ -104,10 +189,12 @@ impl InMemoryPersistenceManager {
 
     fn replace(&self, task: AgentTask, expected: Option<&ETag>) -> Result<ETag> {
         validate_task_ids(Operation::Update, &task)?;
+        let packed = Packed::pack(&task);
+        let new_keys = (task.created_at.utc_micros(), task.request_ids());
         let revision = self.next_revision();
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
-        let Some(stored) = tasks.get_mut(task.task_id.as_str()) else {
+        let Some((key, stored)) = tasks.get_key_value_mut(task.task_id.as_str()) else {
             return Err(PersistenceError::NotFound {
                 op: Operation::Update,
                 task_id: task.task_id,
@@ -122,9 +209,9 @@ impl InMemoryPersistenceManager {
                 });
             }
         }
-        reindex(index, &stored.task, &task);
-        stored.task = task;
-        stored.revision = revision;
+        let old_keys = stored.index_keys(Operation::Update, key)?;
+        reindex(index, key, old_keys, new_keys);
+        *stored = Stored { packed, revision };
         Ok(etag_of(revision))
     }
 }
@@ -133,48 +220,46 @@ fn etag_of(revision: u64) -> ETag {
     ETag::new(format!("mem-{revision}"))
 }
 
-fn member_of(task: &AgentTask) -> Member {
-    Member {
-        created: task.created_at.utc_micros(),
-        task_id: task.task_id.clone(),
-    }
-}
-
-fn index_add(index: &mut HashMap<String, Vec<Member>>, request_id: &str, member: Member) {
-    let members = match index.get_mut(request_id) {
-        Some(members) => members,
-        None => index.entry(request_id.to_owned()).or_default(),
-    };
-    if let Err(at) = members.binary_search(&member) {
-        members.insert(at, member);
-    }
-}
-
-fn index_remove(index: &mut HashMap<String, Vec<Member>>, request_id: &str, member: &Member) {
-    if let Some(members) = index.get_mut(request_id) {
-        if let Ok(at) = members.binary_search(member) {
-            members.remove(at);
+fn index_add(index: &mut Map<Box<str>, Members>, request_id: &str, member: Member) {
+    match index.get_mut(request_id) {
+        Some(members) => members.insert(member),
+        None => {
+            index.insert(request_id.into(), Members::One(member));
         }
-        if members.is_empty() {
+    }
+}
+
+fn index_remove(index: &mut Map<Box<str>, Members>, request_id: &str, member: &Member) {
+    if let Some(members) = index.get_mut(request_id) {
+        if members.remove(member) {
             index.remove(request_id);
         }
     }
 }
 
-/// Moves a task's index entries from what `old` holds to what `new` holds, touching only
-/// the request ids that differ (an appended turn usually adds one and keeps the rest).
-fn reindex(index: &mut HashMap<String, Vec<Member>>, old: &AgentTask, new: &AgentTask) {
-    let old_member = member_of(old);
-    let new_member = member_of(new);
-    let old_ids = old.request_ids();
-    let new_ids = new.request_ids();
+/// Moves a task's index entries from its old (created_at, request ids) to its new ones,
+/// touching only the request ids that differ (an appended turn usually adds one and
+/// keeps the rest).
+fn reindex(
+    index: &mut Map<Box<str>, Members>,
+    key: &Arc<str>,
+    (old_created, old_ids): (i64, Vec<&str>),
+    (new_created, new_ids): (i64, Vec<&str>),
+) {
+    let member = |created| Member {
+        created,
+        task_id: Arc::clone(key),
+    };
+    let moved = old_created != new_created;
+    let old_member = member(old_created);
     for id in &old_ids {
-        if old_member != new_member || !new_ids.contains(id) {
+        if moved || !new_ids.contains(id) {
             index_remove(index, id, &old_member);
         }
     }
+    let new_member = member(new_created);
     for id in &new_ids {
-        if old_member != new_member || !old_ids.contains(id) {
+        if moved || !old_ids.contains(id) {
             index_add(index, id, new_member.clone());
         }
     }
@@ -184,6 +269,7 @@ fn reindex(index: &mut HashMap<String, Vec<Member>>, old: &AgentTask, new: &Agen
 impl TaskPersistenceManager for InMemoryPersistenceManager {
     async fn create(&self, task: AgentTask) -> Result<()> {
         validate_task_ids(Operation::Create, &task)?;
+        let packed = Packed::pack(&task);
         let revision = self.next_revision();
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
@@ -193,17 +279,26 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
                 task_id: task.task_id,
             });
         }
-        let member = member_of(&task);
+        let key: Arc<str> = Arc::from(task.task_id.as_str());
+        let member = Member {
+            created: task.created_at.utc_micros(),
+            task_id: Arc::clone(&key),
+        };
         for id in task.request_ids() {
             index_add(index, id, member.clone());
         }
-        tasks.insert(task.task_id.clone(), Stored { task, revision });
+        tasks.insert(key, Stored { packed, revision });
         Ok(())
     }
 
     async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
         validate_id(Operation::Load, "task id", task_id)?;
-        Ok(self.read().tasks.get(task_id).map(|s| s.task.clone()))
+        let state = self.read();
+        state
+            .tasks
+            .get(task_id)
+            .map(|s| s.task(Operation::Load, task_id))
+            .transpose()
     }
 
     async fn update(&self, task: AgentTask) -> Result<()> {
@@ -214,14 +309,18 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         validate_id(Operation::Delete, "task id", task_id)?;
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
-        let Some(stored) = tasks.remove(task_id) else {
+        let Some((key, stored)) = tasks.remove_entry(task_id) else {
             return Err(PersistenceError::NotFound {
                 op: Operation::Delete,
                 task_id: task_id.to_owned(),
             });
         };
-        let member = member_of(&stored.task);
-        for id in stored.task.request_ids() {
+        let (created, ids) = stored.index_keys(Operation::Delete, &key)?;
+        let member = Member {
+            created,
+            task_id: key,
+        };
+        for id in ids {
             index_remove(index, id, &member);
         }
         Ok(())
@@ -230,21 +329,27 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
     async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
         validate_id(Operation::LoadByRequestId, "request id", request_id)?;
         let state = self.read();
-        Ok(state
+        state
             .index
             .get(request_id)
-            .and_then(|members| members.first())
-            .and_then(|first| state.tasks.get(&first.task_id))
-            .map(|s| s.task.clone()))
+            .and_then(|members| state.tasks.get_key_value(&*members.first().task_id))
+            .map(|(id, s)| s.task(Operation::LoadByRequestId, id))
+            .transpose()
     }
 
     async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
         validate_id(Operation::Load, "task id", task_id)?;
-        Ok(self
-            .read()
+        let state = self.read();
+        state
             .tasks
             .get(task_id)
-            .map(|s| Versioned::new(s.task.clone(), etag_of(s.revision))))
+            .map(|s| {
+                Ok(Versioned::new(
+                    s.task(Operation::Load, task_id)?,
+                    etag_of(s.revision),
+                ))
+            })
+            .transpose()
     }
 
     async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {

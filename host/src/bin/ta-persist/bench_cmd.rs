@@ -191,8 +191,11 @@ fn print_tables(
             }
         }
         if let Some(m) = main.memory {
+            let heap = m
+                .heap_bytes_per_task
+                .map_or_else(String::new, |h| format!("heap {h} B/task, "));
             println!(
-                "memory after create: {} B/task (RSS {:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
+                "memory after create: {heap}RSS {} B/task ({:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
                 m.bytes_per_task,
                 m.rss_before_kib as f64 / 1024.0,
                 m.rss_after_create_kib as f64 / 1024.0,
