@@ -26,6 +26,10 @@ pub(crate) struct BenchArgs {
     /// backend, and print the ratios.
     #[arg(long)]
     with_builtin: bool,
+    /// Skip the untimed warm-up run. Without it, the first run also pays for the
+    /// process's first touches of fresh memory, which on a VM can dominate a fast phase.
+    #[arg(long)]
+    no_warmup: bool,
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -88,6 +92,20 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         ProgressDrawTarget::stderr()
     });
     let store = factory.get_persistence_manager();
+    if !args.no_warmup {
+        let first = args.concurrency.first().copied().unwrap_or(1);
+        let warmup = Workload::new(args.tasks, first);
+        let mut stores = vec![Arc::clone(&store)];
+        if args.with_builtin {
+            stores.push(Arc::new(InMemoryPersistenceManager::new()));
+        }
+        for s in stores {
+            if let Err(err) = bench::run(s, "warm-up", &warmup, None).await {
+                eprintln!("error: warm-up run: {err}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     let mut runs: Vec<(RunResult, Option<RunResult>)> = Vec::new();
     for &c in &args.concurrency {
         let workload = Workload::new(args.tasks, c);
@@ -130,6 +148,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         let out = json!({
             "backend": backend,
             "tasks": args.tasks,
+            "warmup": !args.no_warmup,
             "runs": runs.iter().map(|(main, builtin)| json!({
                 "concurrency": main.concurrency,
                 "result": main,
@@ -139,7 +158,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         });
         println!("{out:#}");
     } else {
-        print_tables(&backend, args.tasks, &runs, boundary);
+        print_tables(&backend, args.tasks, !args.no_warmup, &runs, boundary);
     }
     ExitCode::SUCCESS
 }
@@ -147,10 +166,14 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
 fn print_tables(
     backend: &str,
     tasks: usize,
+    warmup: bool,
     runs: &[(RunResult, Option<RunResult>)],
     boundary: Option<(f64, f64)>,
 ) {
-    println!("agent-turns workload: {tasks} tasks, backend {backend}");
+    println!(
+        "agent-turns workload: {tasks} tasks, backend {backend}{}",
+        if warmup { " (after an untimed warm-up run)" } else { "" }
+    );
     for (main, builtin) in runs {
         println!();
         println!("C={}", main.concurrency);
