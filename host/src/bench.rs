@@ -87,8 +87,8 @@ pub struct MemoryFigures {
     pub bytes_per_task: u64,
     /// Net heap bytes allocated from before the payloads were built to after the create
     /// phase, per task: the store's own bytes, exactly, without allocator overhead. Only
-    /// where the program counts its heap (`ta-persist` does; see [`crate::heap`]) and at
-    /// C=1.
+    /// in a run that counts (see [`Workload::count_heap`]) of a program that installed
+    /// the counting allocator (`ta-persist` does; see [`crate::heap`]).
     pub heap_bytes_per_task: Option<u64>,
 }
 
@@ -139,6 +139,10 @@ pub struct Workload {
     pub tasks: usize,
     /// Operations in flight (`C`).
     pub concurrency: usize,
+    /// Count heap bytes during payload building and the create phase (see
+    /// [`MemoryFigures::heap_bytes_per_task`]). Counting adds an atomic operation to every
+    /// allocation, so a run that counts should not be the one whose speed is reported.
+    pub count_heap: bool,
 }
 
 impl Workload {
@@ -147,7 +151,14 @@ impl Workload {
         Workload {
             tasks,
             concurrency: concurrency.max(1),
+            count_heap: false,
         }
+    }
+
+    /// The same workload, counting heap bytes (see [`Workload::count_heap`]).
+    pub fn counting_heap(mut self) -> Self {
+        self.count_heap = true;
+        self
     }
 }
 
@@ -159,16 +170,20 @@ const PROGRESS_BATCH: usize = 256;
 pub type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
 
 /// 512 ASCII characters, distinct per task so nothing is shared between tasks.
-fn content(i: usize, which: &str) -> String {
-    let head = format!("{which} message of task {i}: ");
-    let mut s = String::with_capacity(512);
-    s.push_str(&head);
-    let filler = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
-    while s.len() < 512 {
-        let room = 512 - s.len();
-        s.push_str(&filler[..room.min(filler.len())]);
+fn content(i: usize, which: &str) -> Arc<str> {
+    use std::fmt::Write as _;
+    // Built in a stack buffer and allocated once, at its final size: a payload should
+    // leave no freed garbage behind to inflate the memory figures.
+    let mut buf = [0u8; 512];
+    let mut head = String::with_capacity(48);
+    let _ = write!(head, "{which} message of task {i}: ");
+    let filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit ";
+    let start = head.len().min(buf.len());
+    buf[..start].copy_from_slice(&head.as_bytes()[..start]);
+    for (at, byte) in buf[start..].iter_mut().enumerate() {
+        *byte = filler[at % filler.len()];
     }
-    s
+    Arc::from(std::str::from_utf8(&buf).unwrap_or_default())
 }
 
 fn tool_call(i: usize) -> OpaqueJson {
@@ -394,9 +409,7 @@ pub async fn run(
     let request_ids: Vec<String> = (0..n).map(|i| format!("req-{i}-0")).collect();
     // The baseline is taken before the payloads exist: they move into the store, so
     // (after create - before) is what the store holds.
-    // Heap counting (when the program installed the counting allocator) runs only at
-    // C=1, where its shared counter costs nothing measurable.
-    let counting = c == 1 && crate::heap::start();
+    let counting = workload.count_heap && crate::heap::start();
     let rss_before = mem::rss_kib();
     let payloads = (0..n).map(|i| Mutex::new(Some(new_task(i)))).collect();
     let shared = Arc::new(Shared {

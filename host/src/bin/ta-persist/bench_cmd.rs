@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use ta_persistence::bench::{self, Phase, RunResult, Workload, PHASES};
+use ta_persistence::bench::{self, MemoryFigures, Phase, RunResult, Workload, PHASES};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
 #[derive(Debug, Args)]
@@ -92,23 +92,33 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         ProgressDrawTarget::stderr()
     });
     let store = factory.get_persistence_manager();
+    // The warm-up run also takes the memory figures: counting heap bytes slows
+    // allocation, so the timed runs do not count.
+    let mut memory = None;
     if !args.no_warmup {
         let first = args.concurrency.first().copied().unwrap_or(1);
-        let warmup = Workload::new(args.tasks, first);
+        let warmup = Workload::new(args.tasks, first).counting_heap();
         let mut stores = vec![Arc::clone(&store)];
         if args.with_builtin {
             stores.push(Arc::new(InMemoryPersistenceManager::new()));
         }
-        for s in stores {
-            if let Err(err) = bench::run(s, "warm-up", &warmup, None).await {
-                eprintln!("error: warm-up run: {err}");
-                return ExitCode::from(1);
+        for (i, s) in stores.into_iter().enumerate() {
+            match bench::run(s, "warm-up", &warmup, None).await {
+                Ok(result) if i == 0 => memory = result.memory,
+                Ok(_) => {}
+                Err(err) => {
+                    eprintln!("error: warm-up run: {err}");
+                    return ExitCode::from(1);
+                }
             }
         }
     }
     let mut runs: Vec<(RunResult, Option<RunResult>)> = Vec::new();
-    for &c in &args.concurrency {
-        let workload = Workload::new(args.tasks, c);
+    for (i, &c) in args.concurrency.iter().enumerate() {
+        let mut workload = Workload::new(args.tasks, c);
+        if args.no_warmup && i == 0 {
+            workload = workload.counting_heap();
+        }
         let main = match run_one(Arc::clone(&store), &backend, &workload, &multi).await {
             Ok(r) => r,
             Err(err) => {
@@ -128,6 +138,9 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         } else {
             None
         };
+        if memory.is_none() {
+            memory = main.memory;
+        }
         runs.push((main, builtin));
     }
     let boundary = if matches!(active, ActiveBackend::Plugin { .. }) {
@@ -149,6 +162,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             "backend": backend,
             "tasks": args.tasks,
             "warmup": !args.no_warmup,
+            "memory": memory,
             "runs": runs.iter().map(|(main, builtin)| json!({
                 "concurrency": main.concurrency,
                 "result": main,
@@ -158,7 +172,14 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         });
         println!("{out:#}");
     } else {
-        print_tables(&backend, args.tasks, !args.no_warmup, &runs, boundary);
+        print_tables(
+            &backend,
+            args.tasks,
+            !args.no_warmup,
+            memory,
+            &runs,
+            boundary,
+        );
     }
     ExitCode::SUCCESS
 }
@@ -167,12 +188,17 @@ fn print_tables(
     backend: &str,
     tasks: usize,
     warmup: bool,
+    memory: Option<MemoryFigures>,
     runs: &[(RunResult, Option<RunResult>)],
     boundary: Option<(f64, f64)>,
 ) {
     println!(
         "agent-turns workload: {tasks} tasks, backend {backend}{}",
-        if warmup { " (after an untimed warm-up run)" } else { "" }
+        if warmup {
+            " (after an untimed warm-up run)"
+        } else {
+            ""
+        }
     );
     for (main, builtin) in runs {
         println!();
@@ -213,18 +239,19 @@ fn print_tables(
                 println!("(ratio = {backend} ops/s / built-in ops/s, same process, same workload)");
             }
         }
-        if let Some(m) = main.memory {
-            let heap = m
-                .heap_bytes_per_task
-                .map_or_else(String::new, |h| format!("heap {h} B/task, "));
-            println!(
-                "memory after create: {heap}RSS {} B/task ({:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
-                m.bytes_per_task,
-                m.rss_before_kib as f64 / 1024.0,
-                m.rss_after_create_kib as f64 / 1024.0,
-                m.peak_rss_kib as f64 / 1024.0
-            );
-        }
+    }
+    if let Some(m) = memory {
+        println!();
+        let heap = m
+            .heap_bytes_per_task
+            .map_or_else(String::new, |h| format!("heap {h} B/task, "));
+        println!(
+            "memory after the first create phase: {heap}RSS +{} B/task ({:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
+            m.bytes_per_task,
+            m.rss_before_kib as f64 / 1024.0,
+            m.rss_after_create_kib as f64 / 1024.0,
+            m.peak_rss_kib as f64 / 1024.0
+        );
     }
     if let Some((plugin, builtin)) = boundary {
         println!();
