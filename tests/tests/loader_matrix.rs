@@ -6,43 +6,12 @@
 //!
 //! This file installs a global log subscriber, so it is its own test binary.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
 use ta_persistence::config::Config;
 use ta_persistence::{ActiveBackend, FactoryError, PersistenceFactory, TaskPersistenceManager};
 use ta_persistence_tests::fixtures::{failure_matrix, FailureCase};
-
-/// Everything logged in this process, as text.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&buffer);
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || SharedWriter(Arc::clone(&writer)))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per process");
-        buffer
-    })
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use ta_persistence_tests::logs;
 
 fn config(case: &FailureCase) -> Config {
     let mut config = Config::plugin(&case.path, case.class.unwrap_or_default());
@@ -55,7 +24,7 @@ fn config(case: &FailureCase) -> Config {
 
 #[tokio::test]
 async fn every_failure_falls_back_to_memory_with_the_reason_logged_and_reported() {
-    let logs = logs();
+    logs::capture();
     for case in failure_matrix() {
         let factory = PersistenceFactory::from_config(&config(&case))
             .unwrap_or_else(|e| panic!("{}: the default policy must not fail: {e}", case.name));
@@ -91,7 +60,7 @@ async fn every_failure_falls_back_to_memory_with_the_reason_logged_and_reported(
         store.health().await.unwrap();
         assert!(store.load("anything").await.unwrap().is_none());
 
-        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        let logged = logs::captured();
         assert!(
             logged
                 .lines()

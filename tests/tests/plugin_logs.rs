@@ -2,38 +2,14 @@
 //! Installs a global subscriber, so it is its own test binary.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use ta_persistence::loader::load_plugin;
 use ta_persistence_tests::cdylib::plugin;
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use ta_persistence_tests::logs;
 
 #[test]
 fn plugin_events_are_re_emitted_under_the_plugin_target() {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = Arc::clone(&buffer);
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || SharedWriter(Arc::clone(&writer)))
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-
+    logs::capture();
     let path = plugin("ta-plugin-memory");
     load_plugin(
         &path,
@@ -42,7 +18,7 @@ fn plugin_events_are_re_emitted_under_the_plugin_target() {
     )
     .unwrap();
 
-    let logged = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
+    let logged = logs::captured();
     let line = logged
         .lines()
         .find(|l| l.contains("in-memory plugin store ready"))

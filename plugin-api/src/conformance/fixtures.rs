@@ -76,7 +76,7 @@ pub(super) fn opaque(text: &str) -> Result<OpaqueJson, CaseFailure> {
 
 /// The `n`th item of a task: a text message, user and assistant taking turns.
 pub(super) fn item(task_id: &str, request_id: &str, n: usize) -> AgentTaskItem {
-    let role = if n % 2 == 0 {
+    let role = if n.is_multiple_of(2) {
         Role::User
     } else {
         Role::Assistant

@@ -17,24 +17,18 @@ use ta_persistence_api::{
     TaskPersistenceManager, Versioned,
 };
 
-/// Fails to construct.
+/// A class whose constructor never succeeds: it returns an error, or with `PANIC` it
+/// panics. Exported twice, as `FailingConstructor` and `PanickingConstructor`.
 #[derive(Debug)]
-pub struct FailingConstructor;
+pub struct Unconstructible<const PANIC: bool>;
 
-impl FromConfig for FailingConstructor {
+impl<const PANIC: bool> FromConfig for Unconstructible<PANIC> {
     fn from_config(config: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        if PANIC {
+            panic!("constructor exploded");
+        }
         let why = config.get("TA_FIXTURE_REASON").unwrap_or("no reason given");
         Err(format!("refusing to start: {why}").into())
-    }
-}
-
-/// Panics while constructing.
-#[derive(Debug)]
-pub struct PanickingConstructor;
-
-impl FromConfig for PanickingConstructor {
-    fn from_config(_: &PluginConfig) -> std::result::Result<Self, BoxError> {
-        panic!("constructor exploded")
     }
 }
 
@@ -54,39 +48,9 @@ fn unsupported(op: Operation) -> PersistenceError {
     PersistenceError::backend(op, "", "not supported by this test plugin")
 }
 
+// Never constructed, so never called.
 #[async_trait]
-impl TaskPersistenceManager for FailingConstructor {
-    async fn create(&self, _: AgentTask) -> Result<()> {
-        Err(unsupported(Operation::Create))
-    }
-    async fn load(&self, _: &str) -> Result<Option<AgentTask>> {
-        Err(unsupported(Operation::Load))
-    }
-    async fn update(&self, _: AgentTask) -> Result<()> {
-        Err(unsupported(Operation::Update))
-    }
-    async fn delete(&self, _: &str) -> Result<()> {
-        Err(unsupported(Operation::Delete))
-    }
-    async fn load_by_request_id(&self, _: &str) -> Result<Option<AgentTask>> {
-        Err(unsupported(Operation::LoadByRequestId))
-    }
-    async fn load_with_etag(&self, _: &str) -> Result<Option<Versioned>> {
-        Err(unsupported(Operation::Load))
-    }
-    async fn update_if_match(&self, _: AgentTask, _: &ETag) -> Result<ETag> {
-        Err(unsupported(Operation::Update))
-    }
-    async fn health(&self) -> Result<()> {
-        Ok(())
-    }
-    async fn clear(&self) -> Result<u64> {
-        Ok(0)
-    }
-}
-
-#[async_trait]
-impl TaskPersistenceManager for PanickingConstructor {
+impl<const PANIC: bool> TaskPersistenceManager for Unconstructible<PANIC> {
     async fn create(&self, _: AgentTask) -> Result<()> {
         Err(unsupported(Operation::Create))
     }
@@ -132,8 +96,10 @@ impl TaskPersistenceManager for PanickingManager {
     async fn update(&self, _: AgentTask) -> Result<()> {
         Err(unsupported(Operation::Update))
     }
-    async fn delete(&self, _: &str) -> Result<()> {
-        Err(unsupported(Operation::Delete))
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        docs.remove(task_id);
+        Ok(())
     }
     async fn load_by_request_id(&self, _: &str) -> Result<Option<AgentTask>> {
         Ok(None)
@@ -182,5 +148,9 @@ impl TaskPersistenceManager for PanickingManager {
 ta_persistence_api::export_plugin! {
     name: "misbehaving",
     version: "0.0.0",
-    managers: [FailingConstructor, PanickingConstructor, PanickingManager],
+    managers: [
+        "FailingConstructor" => Unconstructible<false>,
+        "PanickingConstructor" => Unconstructible<true>,
+        "PanickingManager" => PanickingManager,
+    ],
 }
