@@ -3,3 +3,5 @@
 
 pub mod cdylib;
 pub mod fixtures;
+pub mod logs;
+pub mod redis_server;

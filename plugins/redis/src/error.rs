@@ -1,0 +1,129 @@
+//! Maps the Redis client's errors (and a missed deadline) to [`PersistenceError`]s.
+//!
+//! The mapping reads the client's own predicates (`is_timeout`, `is_connection_refusal`,
+//! `is_connection_dropped`, `is_io_error`, `is_unrecoverable_error`, the retry method),
+//! never the message text, which changes between versions.
+
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, RetryMethod};
+use ta_persistence_api::{Operation, PersistenceError};
+
+/// What kind of failure a Redis error is, from the caller's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// The server did not answer in time.
+    Timeout,
+    /// The server could not be reached, or the connection broke, or the server is
+    /// temporarily unable to serve (loading its data set, for example).
+    Unavailable,
+    /// The server answered with an error.
+    Backend,
+}
+
+/// Classifies a Redis error.
+pub(crate) fn classify(err: &RedisError) -> Class {
+    // A refused password is a configuration problem, not a transient one, although the
+    // client would reconnect for it.
+    if err.kind() == ErrorKind::AuthenticationFailed {
+        Class::Backend
+    } else if err.is_timeout() {
+        Class::Timeout
+    } else if err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_io_error()
+        || err.is_unrecoverable_error()
+        || matches!(err.retry_method(), RetryMethod::WaitAndRetry)
+    {
+        Class::Unavailable
+    } else {
+        Class::Backend
+    }
+}
+
+/// The persistence error for a failed Redis call of `op` about `id`; `timeout` is the
+/// configured limit, reported when the client itself timed out.
+pub(crate) fn from_redis(
+    op: Operation,
+    id: &str,
+    timeout: Duration,
+    err: RedisError,
+) -> PersistenceError {
+    let id = id.to_owned();
+    match classify(&err) {
+        Class::Timeout => PersistenceError::Timeout {
+            op,
+            id,
+            after: timeout,
+        },
+        Class::Unavailable => PersistenceError::Unavailable {
+            op,
+            id,
+            source: Box::new(err),
+        },
+        Class::Backend => PersistenceError::Backend {
+            op,
+            id,
+            source: Box::new(err),
+        },
+    }
+}
+
+/// The persistence error for an operation that did not finish within `after`.
+pub(crate) fn timed_out(op: Operation, id: &str, after: Duration) -> PersistenceError {
+    PersistenceError::Timeout {
+        op,
+        id: id.to_owned(),
+        after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    fn io_error(kind: io::ErrorKind) -> RedisError {
+        RedisError::from(io::Error::new(kind, "x"))
+    }
+
+    #[test]
+    fn connection_problems_are_unavailable() {
+        for kind in [
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::NotConnected,
+        ] {
+            assert_eq!(classify(&io_error(kind)), Class::Unavailable, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn io_timeouts_are_timeouts() {
+        assert_eq!(classify(&io_error(io::ErrorKind::TimedOut)), Class::Timeout);
+        let e = from_redis(
+            Operation::Load,
+            "t1",
+            Duration::from_millis(50),
+            io_error(io::ErrorKind::TimedOut),
+        );
+        assert!(
+            matches!(e, PersistenceError::Timeout { after, .. } if after == Duration::from_millis(50))
+        );
+        assert_eq!(e.id(), "t1");
+    }
+
+    #[test]
+    fn server_answers_are_backend_errors() {
+        let e = RedisError::from((ErrorKind::UnexpectedReturnType, "wrong type"));
+        assert_eq!(classify(&e), Class::Backend);
+        let auth = RedisError::from((ErrorKind::AuthenticationFailed, "refused"));
+        assert_eq!(classify(&auth), Class::Backend);
+        let mapped = from_redis(Operation::Update, "t2", Duration::from_secs(1), e);
+        assert_eq!(mapped.kind(), ta_persistence_api::ErrorKind::Backend);
+        assert!(std::error::Error::source(&mapped).is_some());
+    }
+}

@@ -1,0 +1,58 @@
+//! The production Redis backend for ta-persistence, as a plugin library.
+//!
+//! Point the host at it:
+//!
+//! ```text
+//! TA_PERSISTENCE_MODULE=target/release/libta_plugin_redis.so
+//! TA_PERSISTENCE_CLASS=RedisTaskPersistenceManager
+//! TA_REDIS_HOST=localhost TA_REDIS_PORT=6379   # and the other TA_REDIS_* variables
+//! ```
+//!
+//! # Design
+//!
+//! - **The Python original's data layout.** A task is its JSON document at
+//!   `task_persistence:task:{task_id}`; each request id is a set of task ids at
+//!   `task_persistence:request_index:{request_id}` (module `keys`). The document is
+//!   written exactly as the host encoded it, so Python agents and Rust services share one
+//!   database. `TA_REDIS_PREFIX` moves the whole layout to another namespace.
+//! - **One atomic round trip per write.** `create`, `update`, `update_if_match` and
+//!   `delete` are each one Lua script (module `scripts`): the document and its index sets
+//!   change together or not at all, and of two racing creates of one id exactly one wins.
+//!   A lookup by request id is one script too: the set's members with their documents.
+//! - **ETags any writer respects.** The ETag is the SHA-1 of the stored bytes, compared
+//!   inside the update script, so a document rewritten by a Python agent (which knows no
+//!   ETags) is seen as changed.
+//! - **TTLs that never orphan a task.** Each write gives the task the TTL
+//!   (`TA_REDIS_TTL`, 0 for none) and only ever extends its index sets' expiry, so a set
+//!   outlives every task it lists; a lookup prunes members whose task expired.
+//! - **Corrupt data is kept.** A document that is not a valid task is moved to
+//!   `{prefix}:quarantine:{task_id}` (without expiry) and reported as `Corrupt`; `delete`
+//!   removes a corrupt task all the same.
+//! - **Its own runtime.** The plugin owns a two-worker tokio runtime; the connection (a
+//!   multiplexed [`redis::aio::ConnectionManager`] that reconnects by itself) lives there
+//!   and every operation runs there with the `TA_REDIS_TIMEOUT_MS` limit, so the host's
+//!   executor never matters.
+//!
+//! Modules: [`config`] (the `TA_REDIS_*` variables), `keys` and `codec` (pure: key names,
+//! reading replies), `scripts` (the Lua text), `ops` (the Redis commands of each
+//! operation), `runtime` (the runtime and connecting), `store` (the trait).
+#![deny(missing_docs)]
+#![cfg_attr(not(test), forbid(clippy::panic))]
+
+mod codec;
+pub mod config;
+mod error;
+mod keys;
+mod ops;
+mod runtime;
+mod scripts;
+mod store;
+
+pub use config::{ConfigError, RedisConfig};
+pub use store::RedisTaskPersistenceManager;
+
+ta_persistence_api::export_plugin! {
+    name: env!("CARGO_PKG_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    managers: [RedisTaskPersistenceManager],
+}

@@ -1,0 +1,303 @@
+//! `RedisTaskPersistenceManager`: the trait over [`Ops`], each call run on the plugin's
+//! runtime with the configured time limit.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::{
+    async_trait, validate_id, AgentTask, BoxError, ETag, Operation, PersistenceError, Result,
+    TaskDocument, TaskPersistenceManager, Versioned,
+};
+use tokio::task::JoinError;
+use tracing::{debug, info};
+
+use crate::codec::etag_of;
+use crate::config::RedisConfig;
+use crate::error::timed_out;
+use crate::ops::Ops;
+use crate::runtime::{connect, PluginRuntime};
+
+/// A task store in Redis, exported as class `RedisTaskPersistenceManager`.
+///
+/// Build it with [`FromConfig`] (the host does, from the `TA_REDIS_*` variables) or with
+/// [`RedisTaskPersistenceManager::connect`]. It owns a small tokio runtime and one
+/// multiplexed connection that reconnects by itself; dropping it stops both without
+/// blocking.
+pub struct RedisTaskPersistenceManager {
+    ops: Arc<Ops>,
+    config: RedisConfig,
+    // Declared last: dropped after `ops`, so the connection goes before its runtime.
+    runtime: PluginRuntime,
+}
+
+impl fmt::Debug for RedisTaskPersistenceManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTaskPersistenceManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromConfig for RedisTaskPersistenceManager {
+    fn from_config(config: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        let config = RedisConfig::from_lookup(|name| config.get(name))?;
+        Self::connect(config)
+    }
+}
+
+impl RedisTaskPersistenceManager {
+    /// Connects to the configured server and checks it answers `PING`; an error (naming
+    /// the server, never the password) when it cannot within the configured time.
+    pub fn connect(config: RedisConfig) -> std::result::Result<Self, BoxError> {
+        let runtime = PluginRuntime::new()?;
+        let conn = connect(&config, &runtime)?;
+        info!(
+            host = %config.host,
+            port = config.port,
+            db = config.db,
+            tls = config.tls,
+            prefix = %config.prefix,
+            ttl_secs = config.ttl_secs,
+            "connected to Redis"
+        );
+        let ops = Arc::new(Ops::new(
+            conn,
+            &config.prefix,
+            config.ttl_secs,
+            config.timeout,
+        ));
+        Ok(RedisTaskPersistenceManager {
+            ops,
+            config,
+            runtime,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Runs one operation on the plugin runtime, within the time limit when `limited`.
+    async fn run<T, F, Fut>(&self, op: Operation, id: &str, limited: bool, call: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Ops>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        debug!(op = op.as_str(), id, "redis operation");
+        let future = call(Arc::clone(&self.ops));
+        let limit = self.config.timeout;
+        let task = self.runtime.spawn(async move {
+            if limited {
+                tokio::time::timeout(limit, future).await.ok()
+            } else {
+                Some(future.await)
+            }
+        });
+        match task.await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(timed_out(op, id, limit)),
+            Err(join) => Err(joined(op, id, join)),
+        }
+    }
+}
+
+/// The error for an operation whose task did not finish: it panicked, or the runtime is
+/// shutting down.
+fn joined(op: Operation, id: &str, err: JoinError) -> PersistenceError {
+    let why = if err.is_panic() {
+        let payload = err.into_panic();
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
+        format!("the operation panicked: {text}")
+    } else {
+        "the operation was cancelled: the store is shutting down".to_owned()
+    };
+    PersistenceError::plugin(op, id, why)
+}
+
+fn decode(op: Operation, doc: TaskDocument) -> Result<AgentTask> {
+    doc.to_task().map_err(|e| PersistenceError::Corrupt {
+        op,
+        task_id: doc.task_id().to_owned(),
+        source: Box::new(e),
+    })
+}
+
+#[async_trait]
+impl TaskPersistenceManager for RedisTaskPersistenceManager {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        self.create_document(TaskDocument::from_task(&task)).await
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        let doc = self.load_document(task_id).await?;
+        doc.map(|d| decode(Operation::Load, d)).transpose()
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        self.update_document(TaskDocument::from_task(&task)).await
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        validate_id(Operation::Delete, "task id", task_id)?;
+        let id = task_id.to_owned();
+        self.run(Operation::Delete, task_id, true, |ops| async move {
+            ops.delete(&id).await
+        })
+        .await
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        let doc = self.load_document_by_request_id(request_id).await?;
+        doc.map(|d| decode(Operation::LoadByRequestId, d))
+            .transpose()
+    }
+
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        let Some(v) = self.load_document_with_etag(task_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned::new(
+            decode(Operation::Load, v.value)?,
+            v.etag,
+        )))
+    }
+
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        self.update_document_if_match(TaskDocument::from_task(&task), etag)
+            .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.run(Operation::Health, "", true, |ops| async move {
+            ops.ping().await
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        // Each round trip of a clear has the time limit; the whole may take longer.
+        self.run(Operation::Clear, "", false, |ops| async move {
+            ops.clear().await
+        })
+        .await
+    }
+
+    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
+        doc.validate_ids(Operation::Create)?;
+        let id = doc.task_id().to_owned();
+        self.run(Operation::Create, &id, true, |ops| async move {
+            ops.create(doc).await
+        })
+        .await
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let id = task_id.to_owned();
+        let found = self
+            .run(Operation::Load, task_id, true, |ops| async move {
+                ops.load(&id, false).await
+            })
+            .await?;
+        Ok(found.map(|(doc, _)| doc))
+    }
+
+    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
+        doc.validate_ids(Operation::Update)?;
+        let id = doc.task_id().to_owned();
+        self.run(Operation::Update, &id, true, |ops| async move {
+            ops.update(&doc, None).await
+        })
+        .await
+    }
+
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        validate_id(Operation::LoadByRequestId, "request id", request_id)?;
+        let id = request_id.to_owned();
+        self.run(
+            Operation::LoadByRequestId,
+            request_id,
+            true,
+            |ops| async move { ops.find(&id).await },
+        )
+        .await
+    }
+
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let id = task_id.to_owned();
+        let found = self
+            .run(Operation::Load, task_id, true, |ops| async move {
+                ops.load(&id, true).await
+            })
+            .await?;
+        Ok(found.and_then(|(doc, etag)| etag.map(|etag| Versioned::new(doc, etag))))
+    }
+
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        doc.validate_ids(Operation::Update)?;
+        let id = doc.task_id().to_owned();
+        let expected = etag.clone();
+        self.run(Operation::Update, &id, true, |ops| async move {
+            ops.update(&doc, Some(&expected)).await?;
+            Ok(etag_of(doc.json().as_bytes()))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_operation_becomes_a_plugin_error() {
+        let runtime = PluginRuntime::new().unwrap();
+        let join = runtime
+            .spawn(async { panic!("boom in an operation") })
+            .await
+            .unwrap_err();
+        let err = joined(Operation::Load, "t1", join);
+        assert_eq!(err.kind(), ta_persistence_api::ErrorKind::Plugin);
+        assert_eq!(err.id(), "t1");
+        assert!(
+            err.report().contains("boom in an operation"),
+            "{}",
+            err.report()
+        );
+    }
+
+    #[test]
+    fn a_store_that_cannot_connect_is_a_constructor_error() {
+        let vars = PluginConfig::new([
+            ("TA_REDIS_HOST", "127.0.0.1"),
+            ("TA_REDIS_PORT", "1"),
+            ("TA_REDIS_PWD", "never-echoed"),
+            ("TA_REDIS_TIMEOUT_MS", "2000"),
+        ]);
+        let err = RedisTaskPersistenceManager::from_config(&vars)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("127.0.0.1:1"), "{err}");
+        assert!(!err.contains("never-echoed"), "{err}");
+        let bad = PluginConfig::new([("TA_REDIS_TTL", "soon")]);
+        let err = RedisTaskPersistenceManager::from_config(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TA_REDIS_TTL") && err.contains("soon"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Benchmarks the Redis plugin on the standard workload (shared/bench/WORKLOAD.md) through
+# the host, next to redis-benchmark's raw SET/GET figures on the same server, then counts
+# the round trips per operation of a small run.
+#
+# Usage: scripts/bench-redis.sh            # starts a scratch redis-server on a free port
+#        REDIS_PORT=6379 scripts/bench-redis.sh   # uses a running server on 127.0.0.1: the
+#                                                 # bench writes and deletes its tasks under the
+#                                                 # prefix ta-bench, and resets the server's
+#                                                 # command statistics
+#        TASKS=2000 scripts/bench-redis.sh        # a shorter run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TASKS=${TASKS:-10000}
+PORT=${REDIS_PORT:-}
+PREFIX=ta-bench
+scratch=
+monitor=
+
+cleanup() {
+  [ -n "$monitor" ] && rm -f "$monitor"
+  if [ -n "$scratch" ]; then
+    redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$scratch"
+  fi
+}
+trap cleanup EXIT
+
+if [ -z "$PORT" ]; then
+  # The first port from 21000 on that nothing answers on.
+  PORT=21000
+  while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+  scratch=$(mktemp -d)
+  redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
+    --dir "$scratch" --logfile "$scratch/redis.log" --daemonize yes --pidfile "$scratch/redis.pid"
+  for _ in $(seq 100); do
+    redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+fi
+redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$PORT"
+
+cargo build --release --quiet -p ta-persistence -p ta-plugin-redis --bin ta-persist --lib
+plugin=$(pwd)/target/release/libta_plugin_redis.so
+
+persist() {
+  TA_PERSISTENCE_MODULE="$plugin" TA_PERSISTENCE_CLASS=RedisTaskPersistenceManager \
+    TA_PERSISTENCE_STRICT=true TA_REDIS_HOST=127.0.0.1 TA_REDIS_PORT="$PORT" \
+    TA_REDIS_PREFIX="$PREFIX" target/release/ta-persist "$@"
+}
+
+echo
+echo "== ta-persist bench: Redis plugin, $TASKS tasks =="
+persist bench --tasks "$TASKS" --concurrency 1,64
+
+echo
+echo "== redis-benchmark: SET/GET of 1600-byte values, same server =="
+for c in 1 64; do
+  echo "-c $c:"
+  redis-benchmark -h 127.0.0.1 -p "$PORT" -t set,get -n 200000 -d 1600 -q -c "$c" | tr '\r' '\n' | grep -E '^(SET|GET):.*requests per second' | sed 's/^/  /'
+done
+
+echo
+echo "== round trips: commands sent by the plugin in a run of 200 tasks at C=1 =="
+# MONITOR shows each command a client sent (commands run by scripts are tagged "lua"
+# and not counted); INFO commandstats counts both, so it is shown for reference only.
+small=200
+redis-cli -h 127.0.0.1 -p "$PORT" config resetstat >/dev/null
+monitor=$(mktemp)
+redis-cli -h 127.0.0.1 -p "$PORT" monitor >"$monitor" &
+monitor_pid=$!
+sleep 0.2
+persist bench --tasks "$small" --concurrency 1 --no-warmup >/dev/null
+sleep 0.3
+kill "$monitor_pid" 2>/dev/null || true
+wait "$monitor_pid" 2>/dev/null || true
+echo "client commands (MONITOR):"
+grep -v ' lua\] ' "$monitor" | grep -o '\] "[a-zA-Z]*"' | tr -d '"]' | tr 'A-Z' 'a-z' | sort | uniq -c | sort -rn | sed 's/^/  /'
+stats=$(redis-cli -h 127.0.0.1 -p "$PORT" info commandstats | tr -d '\r')
+calls() { echo "$stats" | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+echo "INFO commandstats (counts commands run inside scripts too): evalsha=$(calls evalsha) get=$(calls get) set=$(calls set) sadd=$(calls sadd)"
+echo "expected with one round trip per operation, for $small tasks:"
+echo "  evalsha $((4 * small + 1)) = create + find + the turn's update + delete, each $small, + 1 (the bench's check after the turns)"
+echo "  get     $((2 * small)) = load + the turn's load, each $small"
+echo "(the pings are the bench's probe of the boundary cost, health() = PING, not the workload)"
