@@ -12,6 +12,9 @@ use ta_persistence::config::Config;
 use ta_persistence::loader::{open_library, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
+/// `info`'s exit code when the configured plugin failed and the built-in store stands in.
+const EXIT_FALLBACK: u8 = 9;
+
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
     /// Print JSON instead of text.
@@ -118,10 +121,13 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
         }
         println!("health:   {health_text}");
     }
-    if health.is_ok() {
-        ExitCode::SUCCESS
-    } else {
+    if health.is_err() {
         ExitCode::from(super::ops::EXIT_BACKEND)
+    } else if active.is_fallback() {
+        // Serving, but not with the configured backend: a readiness probe should notice.
+        ExitCode::from(EXIT_FALLBACK)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
