@@ -72,7 +72,7 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
     while made < calls {
         store.health().await.ok()?;
         made += 1;
-        if made % 1024 == 0 && started.elapsed() > Duration::from_secs(1) {
+        if made.is_multiple_of(1024) && started.elapsed() > Duration::from_secs(1) {
             break;
         }
     }
