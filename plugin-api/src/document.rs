@@ -68,6 +68,16 @@ impl TaskDocument {
         AgentTask::from_json(&self.json)
     }
 
+    /// Decodes a document a store read back; one that does not decode is reported as
+    /// [`PersistenceError::Corrupt`] of `op`, naming the task.
+    pub fn into_stored_task(self, op: Operation) -> Result<AgentTask> {
+        self.to_task().map_err(|e| PersistenceError::Corrupt {
+            op,
+            task_id: self.task_id,
+            source: Box::new(e),
+        })
+    }
+
     /// The task id.
     pub fn task_id(&self) -> &str {
         &self.task_id

@@ -11,6 +11,8 @@
 //! - [`manager`]: the async trait and its contract, with optimistic concurrency (ETags);
 //! - [`document`]: a task as JSON plus its indexed fields, the form that crosses the
 //!   plugin boundary;
+//! - [`document_store`]: [`DocumentStore`], the simpler trait for stores that keep JSON
+//!   (the typed trait is derived from it);
 //! - [`ffi`]: the stable-ABI interface, the export macro for plugin authors and the
 //!   host-side adapter (everything `extern "C"` lives there and nowhere else);
 //! - `conformance` (feature `conformance`): the suite every backend must pass.
@@ -20,12 +22,14 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod document;
+pub mod document_store;
 pub mod error;
 pub mod ffi;
 pub mod manager;
 pub mod model;
 
 pub use document::{validate_task_ids, TaskDocument};
+pub use document_store::DocumentStore;
 pub use error::{validate_id, BoxError, ErrorKind, Operation, PersistenceError, Result};
 pub use manager::{ETag, TaskPersistenceManager, Versioned};
 pub use model::{

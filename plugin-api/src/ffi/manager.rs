@@ -290,12 +290,7 @@ impl ForeignManager {
     }
 
     fn decode(op: Operation, doc: FfiDocument) -> Result<AgentTask> {
-        let doc = TaskDocument::from(doc);
-        doc.to_task().map_err(|e| PersistenceError::Corrupt {
-            op,
-            task_id: doc.task_id().to_owned(),
-            source: Box::new(e),
-        })
+        TaskDocument::from(doc).into_stored_task(op)
     }
 }
 

@@ -1,16 +1,16 @@
 //! An in-memory task store as a plugin library: the template for a new plugin.
 //!
-//! A plugin is an ordinary Rust type that implements
-//! [`TaskPersistenceManager`](ta_persistence_api::TaskPersistenceManager) (the async
-//! trait the host uses) and [`FromConfig`](ta_persistence_api::ffi::FromConfig) (how the
-//! host constructs it), exported with one macro call. Nothing here is `unsafe` or
-//! `extern "C"`: the SDK in `ta-persistence-api` handles the boundary, catches panics,
-//! and forwards `tracing` events to the host.
+//! A plugin is an ordinary Rust type that implements the async trait the host uses and
+//! [`FromConfig`](ta_persistence_api::ffi::FromConfig) (how the host constructs it),
+//! exported with one macro call. Nothing here is `unsafe` or `extern "C"`: the SDK in
+//! `ta-persistence-api` handles the boundary, catches panics, and forwards `tracing`
+//! events to the host.
 //!
 //! This store keeps each task as its JSON document (the form in which tasks cross the
-//! boundary), so it overrides the `*_document` methods and never decodes a task on its
-//! side; the typed methods convert. A store that keeps typed values would implement only
-//! the typed methods and inherit the document ones.
+//! boundary), so it implements [`DocumentStore`](ta_persistence_api::DocumentStore) and
+//! never decodes a task on its side; the typed
+//! [`TaskPersistenceManager`](ta_persistence_api::TaskPersistenceManager) is derived from
+//! it. A store that keeps typed values implements `TaskPersistenceManager` directly.
 //!
 //! Build it with `cargo build --release -p ta-plugin-memory`, then point the host at it:
 //!

@@ -1,13 +1,15 @@
 //! `MemoryTaskPersistenceManager`: tasks as JSON documents in a map, with a request-id
-//! index ordered the way `load_by_request_id` answers.
+//! index ordered the way `load_by_request_id` answers. It implements
+//! [`DocumentStore`]; the typed `TaskPersistenceManager` comes with it, and ids arrive
+//! already checked.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::{
-    async_trait, validate_id, AgentTask, BoxError, ETag, Operation, PersistenceError, Result,
-    TaskDocument, TaskPersistenceManager, Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, PersistenceError, Result, TaskDocument,
+    Versioned,
 };
 
 /// An in-memory task store, exported as class `MemoryTaskPersistenceManager`.
@@ -106,77 +108,9 @@ fn etag(revision: u64) -> ETag {
     ETag::new(format!("rev-{revision}"))
 }
 
-fn decode(op: Operation, doc: TaskDocument) -> Result<AgentTask> {
-    doc.to_task().map_err(|e| PersistenceError::Corrupt {
-        op,
-        task_id: doc.task_id().to_owned(),
-        source: Box::new(e),
-    })
-}
-
 #[async_trait]
-impl TaskPersistenceManager for MemoryTaskPersistenceManager {
-    async fn create(&self, task: AgentTask) -> Result<()> {
-        self.create_document(TaskDocument::from_task(&task)).await
-    }
-
-    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document(task_id).await?;
-        doc.map(|d| decode(Operation::Load, d)).transpose()
-    }
-
-    async fn update(&self, task: AgentTask) -> Result<()> {
-        self.update_document(TaskDocument::from_task(&task)).await
-    }
-
-    async fn delete(&self, task_id: &str) -> Result<()> {
-        validate_id(Operation::Delete, "task id", task_id)?;
-        let mut state = self.lock();
-        let Some(entry) = state.docs.remove(task_id) else {
-            return Err(PersistenceError::NotFound {
-                op: Operation::Delete,
-                task_id: task_id.to_owned(),
-            });
-        };
-        state.index_remove(&entry.doc);
-        Ok(())
-    }
-
-    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document_by_request_id(request_id).await?;
-        doc.map(|d| decode(Operation::LoadByRequestId, d))
-            .transpose()
-    }
-
-    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
-        let Some(v) = self.load_document_with_etag(task_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Versioned::new(
-            decode(Operation::Load, v.value)?,
-            v.etag,
-        )))
-    }
-
-    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
-        self.update_document_if_match(TaskDocument::from_task(&task), etag)
-            .await
-    }
-
-    async fn health(&self) -> Result<()> {
-        Ok(())
-    }
-
-    async fn clear(&self) -> Result<u64> {
-        let mut state = self.lock();
-        let removed = state.docs.len() as u64;
-        state.docs.clear();
-        state.index.clear();
-        Ok(removed)
-    }
-
-    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Create)?;
+impl DocumentStore for MemoryTaskPersistenceManager {
+    async fn insert(&self, doc: TaskDocument) -> Result<()> {
         let mut state = self.lock();
         if state.docs.contains_key(doc.task_id()) {
             return Err(PersistenceError::AlreadyExists {
@@ -193,18 +127,27 @@ impl TaskPersistenceManager for MemoryTaskPersistenceManager {
         Ok(())
     }
 
-    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
         Ok(self.lock().docs.get(task_id).map(|e| e.doc.clone()))
     }
 
-    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Update)?;
+    async fn replace(&self, doc: TaskDocument) -> Result<()> {
         self.lock().replace(doc, None).map(drop)
     }
 
-    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
-        validate_id(Operation::LoadByRequestId, "request id", request_id)?;
+    async fn remove(&self, task_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        let Some(entry) = state.docs.remove(task_id) else {
+            return Err(PersistenceError::NotFound {
+                op: Operation::Delete,
+                task_id: task_id.to_owned(),
+            });
+        };
+        state.index_remove(&entry.doc);
+        Ok(())
+    }
+
+    async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
         let state = self.lock();
         let first = state
             .index
@@ -215,11 +158,7 @@ impl TaskPersistenceManager for MemoryTaskPersistenceManager {
             .map(|e| e.doc.clone()))
     }
 
-    async fn load_document_with_etag(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<Versioned<TaskDocument>>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
         Ok(self
             .lock()
             .docs
@@ -227,8 +166,19 @@ impl TaskPersistenceManager for MemoryTaskPersistenceManager {
             .map(|e| Versioned::new(e.doc.clone(), etag(e.revision))))
     }
 
-    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
-        doc.validate_ids(Operation::Update)?;
+    async fn replace_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
         self.lock().replace(doc, Some(etag))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn remove_all(&self) -> Result<u64> {
+        let mut state = self.lock();
+        let removed = state.docs.len() as u64;
+        state.docs.clear();
+        state.index.clear();
+        Ok(removed)
     }
 }

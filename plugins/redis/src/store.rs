@@ -1,5 +1,6 @@
-//! `RedisTaskPersistenceManager`: the trait over [`Ops`], each call run on the plugin's
-//! runtime with the configured time limit.
+//! `RedisTaskPersistenceManager`: [`DocumentStore`] over [`Ops`] (the typed
+//! `TaskPersistenceManager` is derived from it), each call run on the plugin's runtime
+//! with the configured time limit.
 
 use std::fmt;
 use std::future::Future;
@@ -7,8 +8,8 @@ use std::sync::Arc;
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::{
-    async_trait, validate_id, AgentTask, BoxError, ETag, Operation, PersistenceError, Result,
-    TaskDocument, TaskPersistenceManager, Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, PersistenceError, Result, TaskDocument,
+    Versioned,
 };
 use tokio::task::JoinError;
 use tracing::{debug, info};
@@ -122,76 +123,9 @@ fn joined(op: Operation, id: &str, err: JoinError) -> PersistenceError {
     PersistenceError::plugin(op, id, why)
 }
 
-fn decode(op: Operation, doc: TaskDocument) -> Result<AgentTask> {
-    doc.to_task().map_err(|e| PersistenceError::Corrupt {
-        op,
-        task_id: doc.task_id().to_owned(),
-        source: Box::new(e),
-    })
-}
-
 #[async_trait]
-impl TaskPersistenceManager for RedisTaskPersistenceManager {
-    async fn create(&self, task: AgentTask) -> Result<()> {
-        self.create_document(TaskDocument::from_task(&task)).await
-    }
-
-    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document(task_id).await?;
-        doc.map(|d| decode(Operation::Load, d)).transpose()
-    }
-
-    async fn update(&self, task: AgentTask) -> Result<()> {
-        self.update_document(TaskDocument::from_task(&task)).await
-    }
-
-    async fn delete(&self, task_id: &str) -> Result<()> {
-        validate_id(Operation::Delete, "task id", task_id)?;
-        let id = task_id.to_owned();
-        self.run(Operation::Delete, task_id, true, |ops| async move {
-            ops.delete(&id).await
-        })
-        .await
-    }
-
-    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document_by_request_id(request_id).await?;
-        doc.map(|d| decode(Operation::LoadByRequestId, d))
-            .transpose()
-    }
-
-    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
-        let Some(v) = self.load_document_with_etag(task_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Versioned::new(
-            decode(Operation::Load, v.value)?,
-            v.etag,
-        )))
-    }
-
-    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
-        self.update_document_if_match(TaskDocument::from_task(&task), etag)
-            .await
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.run(Operation::Health, "", true, |ops| async move {
-            ops.ping().await
-        })
-        .await
-    }
-
-    async fn clear(&self) -> Result<u64> {
-        // Each round trip of a clear has the time limit; the whole may take longer.
-        self.run(Operation::Clear, "", false, |ops| async move {
-            ops.clear().await
-        })
-        .await
-    }
-
-    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Create)?;
+impl DocumentStore for RedisTaskPersistenceManager {
+    async fn insert(&self, doc: TaskDocument) -> Result<()> {
         let id = doc.task_id().to_owned();
         self.run(Operation::Create, &id, true, |ops| async move {
             ops.create(doc).await
@@ -199,8 +133,7 @@ impl TaskPersistenceManager for RedisTaskPersistenceManager {
         .await
     }
 
-    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
         let id = task_id.to_owned();
         let found = self
             .run(Operation::Load, task_id, true, |ops| async move {
@@ -210,8 +143,7 @@ impl TaskPersistenceManager for RedisTaskPersistenceManager {
         Ok(found.map(|(doc, _)| doc))
     }
 
-    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Update)?;
+    async fn replace(&self, doc: TaskDocument) -> Result<()> {
         let id = doc.task_id().to_owned();
         self.run(Operation::Update, &id, true, |ops| async move {
             ops.update(&doc, None).await
@@ -219,8 +151,15 @@ impl TaskPersistenceManager for RedisTaskPersistenceManager {
         .await
     }
 
-    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
-        validate_id(Operation::LoadByRequestId, "request id", request_id)?;
+    async fn remove(&self, task_id: &str) -> Result<()> {
+        let id = task_id.to_owned();
+        self.run(Operation::Delete, task_id, true, |ops| async move {
+            ops.delete(&id).await
+        })
+        .await
+    }
+
+    async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
         let id = request_id.to_owned();
         self.run(
             Operation::LoadByRequestId,
@@ -231,11 +170,7 @@ impl TaskPersistenceManager for RedisTaskPersistenceManager {
         .await
     }
 
-    async fn load_document_with_etag(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<Versioned<TaskDocument>>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
         let id = task_id.to_owned();
         let found = self
             .run(Operation::Load, task_id, true, |ops| async move {
@@ -245,13 +180,27 @@ impl TaskPersistenceManager for RedisTaskPersistenceManager {
         Ok(found.and_then(|(doc, etag)| etag.map(|etag| Versioned::new(doc, etag))))
     }
 
-    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
-        doc.validate_ids(Operation::Update)?;
+    async fn replace_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
         let id = doc.task_id().to_owned();
         let expected = etag.clone();
         self.run(Operation::Update, &id, true, |ops| async move {
             ops.update(&doc, Some(&expected)).await?;
             Ok(etag_of(doc.json().as_bytes()))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.run(Operation::Health, "", true, |ops| async move {
+            ops.ping().await
+        })
+        .await
+    }
+
+    async fn remove_all(&self) -> Result<u64> {
+        // Each round trip of a clear has the time limit; the whole may take longer.
+        self.run(Operation::Clear, "", false, |ops| async move {
+            ops.clear().await
         })
         .await
     }
