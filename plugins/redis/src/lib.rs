@@ -37,6 +37,8 @@
 //! reading replies), `scripts` (the Lua text), `ops` (the Redis commands of each
 //! operation), `runtime` (the runtime and connecting), `store` (the trait).
 #![deny(missing_docs)]
+// A panic in a plugin is caught at the boundary, but it is a bug: plugin code returns errors.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(not(test), forbid(clippy::panic))]
 
 mod codec;
