@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ta_persistence::api::{ErrorKind, PersistenceError, TaskDocument};
-use ta_persistence::PersistenceFactory;
+use ta_persistence::{ActiveBackend, PersistenceFactory};
 
 /// Exit code for a missing task.
 pub(crate) const EXIT_NOT_FOUND: u8 = 3;
@@ -60,6 +60,17 @@ pub(crate) fn factory() -> Result<PersistenceFactory, ExitCode> {
     })
 }
 
+/// The configured store for a task command. A fallback store is refused: reading or
+/// writing an empty, process-local stand-in would only mislead.
+fn store_factory() -> Result<PersistenceFactory, ExitCode> {
+    let factory = factory()?;
+    if let ActiveBackend::Fallback { reason, .. } = factory.active_backend() {
+        eprintln!("error: the configured plugin cannot be used: {reason}");
+        return Err(ExitCode::from(EXIT_BACKEND));
+    }
+    Ok(factory)
+}
+
 fn print_document(doc: Option<TaskDocument>, what: &str, id: &str) -> ExitCode {
     match doc {
         Some(doc) => {
@@ -74,7 +85,7 @@ fn print_document(doc: Option<TaskDocument>, what: &str, id: &str) -> ExitCode {
 }
 
 pub(crate) async fn get(args: IdArgs) -> ExitCode {
-    let factory = match factory() {
+    let factory = match store_factory() {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -89,7 +100,7 @@ pub(crate) async fn get(args: IdArgs) -> ExitCode {
 }
 
 pub(crate) async fn find(args: IdArgs) -> ExitCode {
-    let factory = match factory() {
+    let factory = match store_factory() {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -135,7 +146,7 @@ async fn write(args: FileArgs, create: bool) -> ExitCode {
         Ok(doc) => doc,
         Err(code) => return code,
     };
-    let factory = match factory() {
+    let factory = match store_factory() {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -156,7 +167,7 @@ async fn write(args: FileArgs, create: bool) -> ExitCode {
 }
 
 pub(crate) async fn delete(args: IdArgs) -> ExitCode {
-    let factory = match factory() {
+    let factory = match store_factory() {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -174,7 +185,7 @@ pub(crate) async fn clear(args: ClearArgs) -> ExitCode {
         eprintln!("error: clear removes every task of the configured store; pass --yes to confirm");
         return ExitCode::from(EXIT_INVALID);
     }
-    let factory = match factory() {
+    let factory = match store_factory() {
         Ok(f) => f,
         Err(code) => return code,
     };
