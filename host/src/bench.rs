@@ -113,7 +113,7 @@ pub struct RunResult {
 #[non_exhaustive]
 pub enum BenchError {
     /// An operation failed.
-    #[error("{phase} phase: {source}")]
+    #[error("{phase} phase")]
     Operation {
         /// The phase.
         phase: &'static str,

@@ -338,13 +338,18 @@ impl PersistenceError {
         }
     }
 
-    /// The whole message: this error's text followed by each cause's, joined by `": "`.
+    /// The whole message: this error's text followed by each cause's, joined by `": "`
+    /// (a cause that only repeats the text before it, as wrapped I/O errors often do, is
+    /// shown once).
     pub fn report(&self) -> String {
         let mut out = self.to_string();
         let mut cause = std::error::Error::source(self);
         while let Some(err) = cause {
-            out.push_str(": ");
-            out.push_str(&err.to_string());
+            let text = err.to_string();
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             cause = err.source();
         }
         out

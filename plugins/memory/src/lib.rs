@@ -20,7 +20,10 @@
 //! ```
 #![deny(missing_docs)]
 // A panic in a plugin is caught at the boundary, but it is a bug: plugin code returns errors.
-#![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::panic, clippy::unwrap_used, clippy::expect_used)
+)]
 
 mod store;
 

@@ -114,7 +114,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
                 Ok(result) if i == 0 => memory = result.memory.map(|m| host_side(m, is_plugin)),
                 Ok(_) => {}
                 Err(err) => {
-                    eprintln!("error: warm-up run: {err}");
+                    eprintln!("error: warm-up run: {}", chain(&err));
                     return ExitCode::from(1);
                 }
             }
@@ -129,7 +129,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         let main = match run_one(Arc::clone(&store), &backend, &workload, &multi).await {
             Ok(r) => r,
             Err(err) => {
-                eprintln!("error: {backend} C={c}: {err}");
+                eprintln!("error: {backend} C={c}: {}", chain(&err));
                 return ExitCode::from(1);
             }
         };
@@ -138,7 +138,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             match run_one(mem, "built-in", &workload, &multi).await {
                 Ok(r) => Some(r),
                 Err(err) => {
-                    eprintln!("error: built-in C={c}: {err}");
+                    eprintln!("error: built-in C={c}: {}", chain(&err));
                     return ExitCode::from(1);
                 }
             }
@@ -189,6 +189,22 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// An error with its causes, `: `-separated (a cause that repeats the text before it,
+/// as wrapped I/O errors often do, is shown once).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = e.source();
+    }
+    out
 }
 
 /// A plugin allocates through its own allocator, which the heap count does not see:
