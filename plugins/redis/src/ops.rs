@@ -68,10 +68,15 @@ impl Ops {
         move |e| from_redis(op, id, self.timeout, e)
     }
 
-    /// Inserts a new task and indexes it, if its id is free.
-    pub(crate) async fn create(&self, doc: TaskDocument) -> Result<()> {
+    /// A write script's call with what every write passes: the task key and its index
+    /// keys, then the id, the TTL settings and the document.
+    fn write_call<'s>(
+        &self,
+        script: &'s redis::Script,
+        doc: &TaskDocument,
+    ) -> redis::ScriptInvocation<'s> {
         let id = doc.task_id();
-        let mut call = self.scripts.create.prepare_invoke();
+        let mut call = script.prepare_invoke();
         call.key(self.keys.task(id));
         for request_id in doc.request_ids() {
             call.key(self.keys.index(request_id));
@@ -80,6 +85,13 @@ impl Ops {
             .arg(&self.ttl.0)
             .arg(&self.ttl.1)
             .arg(doc.json());
+        call
+    }
+
+    /// Inserts a new task and indexes it, if its id is free.
+    pub(crate) async fn create(&self, doc: TaskDocument) -> Result<()> {
+        let id = doc.task_id();
+        let call = self.write_call(&self.scripts.create, &doc);
         let code: i64 = call
             .invoke_async(&mut self.conn())
             .await
@@ -91,16 +103,8 @@ impl Ops {
     /// index entries.
     pub(crate) async fn update(&self, doc: &TaskDocument, expected: Option<&ETag>) -> Result<()> {
         let id = doc.task_id();
-        let mut call = self.scripts.update.prepare_invoke();
-        call.key(self.keys.task(id));
-        for request_id in doc.request_ids() {
-            call.key(self.keys.index(request_id));
-        }
-        call.arg(id)
-            .arg(&self.ttl.0)
-            .arg(&self.ttl.1)
-            .arg(doc.json())
-            .arg(self.keys.index_prefix())
+        let mut call = self.write_call(&self.scripts.update, doc);
+        call.arg(self.keys.index_prefix())
             .arg(expected.map_or("", ETag::as_str));
         let code: i64 = call
             .invoke_async(&mut self.conn())
