@@ -1,9 +1,9 @@
 //! The built-in in-memory store: the embedded default backend.
 //!
-//! One map from task id to task (kept in a compact form, see [`packed`]), one index from
+//! One map from task id to task (kept in a compact form, see `packed.rs`), one index from
 //! request id to the tasks that hold it, both behind a single `RwLock` so they can never
-//! disagree. Reads take the lock shared
-//! (many at once); writes take it exclusively for a few map operations. The lock is a
+//! disagree. Reads take the lock shared (many at once); writes take it exclusively for a
+//! few map operations. The lock is a
 //! `std` lock, not an async one, because it is never held across an `.await`: every
 //! operation does its work in one synchronous critical section.
 
@@ -65,7 +65,7 @@ impl Stored {
     }
 }
 
-/// A packed task that does not read back: a bug in [`packed`], reported, not hidden.
+/// A packed task that does not read back: a bug in `packed`, reported, not hidden.
 fn corrupt(op: Operation, task_id: &str) -> PersistenceError {
     PersistenceError::Corrupt {
         op,
