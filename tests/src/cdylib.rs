@@ -77,3 +77,34 @@ pub fn build_cdylib_in(manifest: &Path, package: &str, extra: &[&str]) -> PathBu
 pub fn plugin(package: &str) -> PathBuf {
     build_cdylib_in(&workspace_root().join("Cargo.toml"), package, &[])
 }
+
+/// Builds the `ta-persist` command line and returns its executable.
+pub fn ta_persist() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut cmd = Command::new(&cargo);
+            cmd.arg("build")
+                .arg("--manifest-path")
+                .arg(workspace_root().join("Cargo.toml"))
+                .args(["-p", "ta-persistence", "--bin", "ta-persist"])
+                .arg("--message-format=json-render-diagnostics");
+            let shown = format!("{cmd:?}");
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+            assert!(
+                out.status.success(),
+                "building ta-persist failed; run it by hand to see why:\n  {shown}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|msg| msg["reason"] == "compiler-artifact")
+                .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+                .unwrap_or_else(|| panic!("{shown} reported no executable"))
+        })
+        .clone()
+}

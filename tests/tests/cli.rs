@@ -1,0 +1,190 @@
+//! The `ta-persist` command line, run as a user would: `check`, `info` and
+//! `conformance` against real libraries, and the task commands with their exit codes
+//! against a real Redis through the plugin.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ta_persistence_tests::cdylib::{plugin, ta_persist};
+use ta_persistence_tests::redis_server::RedisServer;
+
+/// Runs `ta-persist` with only the given `TA_*` variables set.
+fn run(args: &[&str], vars: &[(&str, &str)], stdin_file: Option<&Path>) -> Output {
+    let mut cmd = Command::new(ta_persist());
+    cmd.args(args).env("RUST_LOG", "off");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TA_") {
+            cmd.env_remove(name);
+        }
+    }
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    if let Some(file) = stdin_file {
+        cmd.stdin(std::fs::File::open(file).expect("the input file opens"));
+    }
+    cmd.output().expect("ta-persist runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_passes_a_plugin_and_names_the_failed_step_of_a_broken_one() {
+    let memory = plugin("ta-plugin-memory");
+    let out = run(
+        &[
+            "check",
+            memory.to_str().unwrap(),
+            "--class",
+            "MemoryTaskPersistenceManager",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("[pass]").count(),
+        8,
+        "{}",
+        stdout(&out)
+    );
+
+    let no_root = plugin("ta-fixture-no-root");
+    let out = run(&["check", no_root.to_str().unwrap()], &[], None);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("[FAIL] 3. root-module symbol is exported"),
+        "{text}"
+    );
+    assert_eq!(text.matches("[pass]").count(), 2, "{text}");
+}
+
+#[test]
+fn info_reports_the_backend_and_exits_9_after_a_fallback() {
+    let out = run(&["info", "--json"], &[], None);
+    assert_eq!(code(&out), 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["backend"], "memory");
+
+    let memory = plugin("ta-plugin-memory");
+    let vars = [
+        ("TA_PERSISTENCE_MODULE", memory.to_str().unwrap()),
+        ("TA_PERSISTENCE_CLASS", "MemoryTaskPersistenceManager"),
+    ];
+    let out = run(&["info", "--json"], &vars, None);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["backend"], "plugin");
+    assert_eq!(json["plugin"], "ta-plugin-memory");
+    assert_eq!(json["health"], "ok");
+
+    let vars = [
+        ("TA_PERSISTENCE_MODULE", "/nonexistent/libnothing.so"),
+        ("TA_PERSISTENCE_CLASS", "Anything"),
+    ];
+    let out = run(&["info", "--json"], &vars, None);
+    assert_eq!(code(&out), 9);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["backend"], "memory (fallback)");
+    assert_eq!(json["failed_check"], 1);
+
+    let strict = [vars[0], vars[1], ("TA_PERSISTENCE_STRICT", "true")];
+    let out = run(&["info"], &strict, None);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("TA_PERSISTENCE_STRICT"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn conformance_runs_the_suite_against_a_library() {
+    let memory = plugin("ta-plugin-memory");
+    let out = run(
+        &[
+            "conformance",
+            memory.to_str().unwrap(),
+            "--class",
+            "MemoryTaskPersistenceManager",
+            "--filter",
+            "etag",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+    assert!(last.ends_with("passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn task_commands_round_trip_through_redis_with_distinct_exit_codes() {
+    let Some(server) = RedisServer::maybe_start() else {
+        return;
+    };
+    let redis = plugin("ta-plugin-redis");
+    let port = server.port().to_string();
+    let prefix = format!("ta-cli-{}", std::process::id());
+    let vars = [
+        ("TA_PERSISTENCE_MODULE", redis.to_str().unwrap()),
+        ("TA_PERSISTENCE_CLASS", "RedisTaskPersistenceManager"),
+        ("TA_PERSISTENCE_STRICT", "true"),
+        ("TA_REDIS_HOST", "127.0.0.1"),
+        ("TA_REDIS_PORT", port.as_str()),
+        ("TA_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let fixtures = ta_persistence_tests::cdylib::workspace_root().join("tests/fixtures/wire");
+    let minimal = fixtures.join("canonical/minimal.json");
+    let text = std::fs::read_to_string(&minimal).unwrap();
+
+    let put = run(&["put", minimal.to_str().unwrap()], &vars, None);
+    assert_eq!(code(&put), 0, "{}", stderr(&put));
+    let again = run(&["put", "-"], &vars, Some(&minimal));
+    assert_eq!(code(&again), 4, "already exists: {}", stderr(&again));
+
+    let got = run(&["get", "task-1"], &vars, None);
+    assert_eq!(code(&got), 0);
+    assert_eq!(stdout(&got).trim_end(), text.trim_end());
+    let found = run(&["find", "req-1"], &vars, None);
+    assert_eq!(code(&found), 0);
+    assert_eq!(stdout(&found).trim_end(), text.trim_end());
+    assert_eq!(code(&run(&["get", "no-such-task"], &vars, None)), 3);
+
+    let rejected = fixtures.join("rejected/unknown_role.json");
+    let bad = run(&["update", rejected.to_str().unwrap()], &vars, None);
+    assert_eq!(code(&bad), 5);
+    assert!(stderr(&bad).contains("items[0].role"), "{}", stderr(&bad));
+
+    assert_eq!(code(&run(&["delete", "task-1"], &vars, None)), 0);
+    assert_eq!(code(&run(&["delete", "task-1"], &vars, None)), 3);
+    assert_eq!(code(&run(&["clear"], &vars, None)), 5, "clear needs --yes");
+    assert_eq!(code(&run(&["clear", "--yes"], &vars, None)), 0);
+
+    // The server gone: strict start-up refuses (1); without strict, the commands refuse
+    // to work on the fallback store (6).
+    drop(server);
+    assert_eq!(code(&run(&["get", "task-1"], &vars, None)), 1);
+    let lenient = &vars[..2];
+    let lenient: Vec<(&str, &str)> = lenient
+        .iter()
+        .copied()
+        .chain([
+            ("TA_REDIS_PORT", port.as_str()),
+            ("TA_REDIS_TIMEOUT_MS", "500"),
+        ])
+        .collect();
+    assert_eq!(code(&run(&["get", "task-1"], &lenient, None)), 6);
+}
