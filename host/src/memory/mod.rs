@@ -3,9 +3,9 @@
 //! One map from task id to task (kept in a compact form, see `packed.rs`), one index from
 //! request id to the tasks that hold it, both behind a single `RwLock` so they can never
 //! disagree. Reads take the lock shared (many at once); writes take it exclusively for a
-//! few map operations. The lock is a
-//! `std` lock, not an async one, because it is never held across an `.await`: every
-//! operation does its work in one synchronous critical section.
+//! few map operations. The lock is a `std` lock, not an async one, because it is never
+//! held across an `.await`: every operation does its work in one synchronous critical
+//! section, and packs or unpacks a task outside the exclusive lock where it can.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
