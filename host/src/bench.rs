@@ -83,7 +83,8 @@ pub struct MemoryFigures {
     /// Peak resident set of the process so far, KiB.
     pub peak_rss_kib: u64,
     /// (RSS after create - RSS before) / tasks, bytes: what the store holds per task,
-    /// allocator overhead included.
+    /// allocator overhead included (the allocator is first asked to return freed pages,
+    /// where the program said how: see [`crate::heap::set_release`]).
     pub bytes_per_task: u64,
     /// Net heap bytes allocated from before the payloads were built to after the create
     /// phase, per task: the store's own bytes, exactly, without allocator overhead. Only
@@ -104,7 +105,8 @@ pub struct RunResult {
     pub concurrency: usize,
     /// One entry per phase, in order.
     pub phases: Vec<PhaseResult>,
-    /// Memory around the create phase.
+    /// Memory around the create phase, in a run that measures it
+    /// ([`Workload::count_heap`]).
     pub memory: Option<MemoryFigures>,
 }
 
@@ -139,9 +141,10 @@ pub struct Workload {
     pub tasks: usize,
     /// Operations in flight (`C`).
     pub concurrency: usize,
-    /// Count heap bytes during payload building and the create phase (see
-    /// [`MemoryFigures::heap_bytes_per_task`]). Counting adds an atomic operation to every
-    /// allocation, so a run that counts should not be the one whose speed is reported.
+    /// Take the memory figures ([`RunResult::memory`]): count heap bytes during payload
+    /// building and the create phase, and return freed pages to the system before each
+    /// resident-set reading. Both cost time, so a run that measures memory should not be
+    /// the one whose speed is reported.
     pub count_heap: bool,
 }
 
@@ -409,7 +412,13 @@ pub async fn run(
     let request_ids: Vec<String> = (0..n).map(|i| format!("req-{i}-0")).collect();
     // The baseline is taken before the payloads exist: they move into the store, so
     // (after create - before) is what the store holds.
-    let counting = workload.count_heap && crate::heap::start();
+    // Memory is measured only in a run that counts the heap: returning freed pages to the
+    // system before reading the RSS would make a timed run pay to fault them back in.
+    let measuring = workload.count_heap;
+    let counting = measuring && crate::heap::start();
+    if measuring {
+        crate::heap::release();
+    }
     let rss_before = mem::rss_kib();
     let payloads = (0..n).map(|i| Mutex::new(Some(new_task(i)))).collect();
     let shared = Arc::new(Shared {
@@ -430,7 +439,7 @@ pub async fn run(
         }
         let (wall, latencies) = drive(&shared, phase, c, progress.clone()).await?;
         phases.push(summarize(phase, wall, latencies));
-        if phase == Phase::Create {
+        if phase == Phase::Create && measuring {
             let heap = if counting { crate::heap::stop() } else { None };
             memory = memory_after_create(n, rss_before, heap);
         }
@@ -460,6 +469,7 @@ fn memory_after_create(
     heap_delta: Option<i64>,
 ) -> Option<MemoryFigures> {
     let n = n.max(1) as u64;
+    crate::heap::release();
     let (before, after, peak) = (rss_before?, mem::rss_kib()?, mem::peak_rss_kib()?);
     Some(MemoryFigures {
         rss_before_kib: before,

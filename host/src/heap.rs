@@ -7,6 +7,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::OnceLock;
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -87,4 +88,20 @@ pub fn stop() -> Option<i64> {
     INSTALLED
         .load(Ordering::Relaxed)
         .then(|| LIVE.load(Ordering::Relaxed))
+}
+
+static RELEASE: OnceLock<fn()> = OnceLock::new();
+
+/// Sets how to make the allocator return freed memory to the system (the first setting
+/// wins). Allocators keep freed pages for reuse, so without this a resident-set reading
+/// counts memory the program no longer uses.
+pub fn set_release(release: fn()) {
+    let _ = RELEASE.set(release);
+}
+
+/// Asks the allocator to return freed memory to the system, if a way was set.
+pub fn release() {
+    if let Some(release) = RELEASE.get() {
+        release();
+    }
 }

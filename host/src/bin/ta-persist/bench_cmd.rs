@@ -30,6 +30,10 @@ pub(crate) struct BenchArgs {
     /// process's first touches of fresh memory, which on a VM can dominate a fast phase.
     #[arg(long)]
     no_warmup: bool,
+    /// Skip the memory run (an untimed run of the built-in store at C=1, after the timed
+    /// ones, that measures heap and resident bytes per stored task).
+    #[arg(long)]
+    no_memory: bool,
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -99,33 +103,23 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         ProgressDrawTarget::stderr()
     });
     let store = factory.get_persistence_manager();
-    // The warm-up run also takes the memory figures: counting heap bytes slows
-    // allocation, so the timed runs do not count.
-    let mut memory = None;
     if !args.no_warmup {
         let first = args.concurrency.first().copied().unwrap_or(1);
-        let warmup = Workload::new(args.tasks, first).counting_heap();
+        let warmup = Workload::new(args.tasks, first);
         let mut stores = vec![Arc::clone(&store)];
         if args.with_builtin {
             stores.push(Arc::new(InMemoryPersistenceManager::new()));
         }
-        for (i, s) in stores.into_iter().enumerate() {
-            match bench::run(s, "warm-up", &warmup, None).await {
-                Ok(result) if i == 0 => memory = result.memory.map(|m| host_side(m, is_plugin)),
-                Ok(_) => {}
-                Err(err) => {
-                    eprintln!("error: warm-up run: {}", chain(&err));
-                    return ExitCode::from(1);
-                }
+        for s in stores {
+            if let Err(err) = bench::run(s, "warm-up", &warmup, None).await {
+                eprintln!("error: warm-up run: {}", chain(&err));
+                return ExitCode::from(1);
             }
         }
     }
     let mut runs: Vec<(RunResult, Option<RunResult>)> = Vec::new();
-    for (i, &c) in args.concurrency.iter().enumerate() {
-        let mut workload = Workload::new(args.tasks, c);
-        if args.no_warmup && i == 0 {
-            workload = workload.counting_heap();
-        }
+    for &c in &args.concurrency {
+        let workload = Workload::new(args.tasks, c);
         let main = match run_one(Arc::clone(&store), &backend, &workload, &multi).await {
             Ok(r) => r,
             Err(err) => {
@@ -145,11 +139,27 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         } else {
             None
         };
-        if memory.is_none() {
-            memory = main.memory.map(|m| host_side(m, is_plugin));
-        }
         runs.push((main, builtin));
     }
+    // Memory is measured in a run of its own, after the timed ones: counting the heap and
+    // returning freed pages to the system (so the RSS counts live memory) both cost time.
+    // Only the built-in store's memory is this process's to measure: a plugin allocates
+    // through its own allocator (and Redis keeps its data in the server).
+    let memory = if args.no_memory || is_plugin {
+        None
+    } else {
+        let workload = Workload::new(args.tasks, 1).counting_heap();
+        // Measured on a fresh store, so its tables' growth is counted too (the shared one
+        // kept its capacity from the timed runs).
+        let fresh: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
+        match bench::run(fresh, &backend, &workload, None).await {
+            Ok(result) => result.memory,
+            Err(err) => {
+                eprintln!("error: memory run: {}", chain(&err));
+                return ExitCode::from(1);
+            }
+        }
+    };
     let boundary = if matches!(active, ActiveBackend::Plugin { .. }) {
         let builtin = InMemoryPersistenceManager::new();
         let calls = 200_000;
@@ -205,15 +215,6 @@ fn chain(err: &dyn std::error::Error) -> String {
         cause = e.source();
     }
     out
-}
-
-/// A plugin allocates through its own allocator, which the heap count does not see:
-/// for a plugin only the resident-set figures mean anything.
-fn host_side(mut memory: MemoryFigures, is_plugin: bool) -> MemoryFigures {
-    if is_plugin {
-        memory.heap_bytes_per_task = None;
-    }
-    memory
 }
 
 fn print_tables(
@@ -278,7 +279,7 @@ fn print_tables(
             .heap_bytes_per_task
             .map_or_else(String::new, |h| format!("heap {h} B/task, "));
         println!(
-            "memory after the first create phase: {heap}RSS +{} B/task ({:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
+            "memory per stored task (create phase of a C=1 run): {heap}RSS +{} B/task ({:.1} -> {:.1} MiB), peak RSS {:.1} MiB",
             m.bytes_per_task,
             m.rss_before_kib as f64 / 1024.0,
             m.rss_after_create_kib as f64 / 1024.0,
