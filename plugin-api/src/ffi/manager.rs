@@ -402,4 +402,40 @@ impl TaskPersistenceManager for ForeignManager {
         self.call(Operation::Update, &id, self.inner.update(doc.into()))
             .await
     }
+
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        let op = Operation::LoadByRequestId;
+        validate_id(op, "request id", request_id)?;
+        let found = self
+            .call(
+                op,
+                request_id,
+                self.inner.load_by_request_id(request_id.into()),
+            )
+            .await?;
+        Ok(found.into_option().map(TaskDocument::from))
+    }
+
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>> {
+        validate_id(Operation::Load, "task id", task_id)?;
+        let found = self
+            .call(
+                Operation::Load,
+                task_id,
+                self.inner.load_with_etag(task_id.into()),
+            )
+            .await?;
+        Ok(found.into_option().map(Versioned::from))
+    }
+
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        doc.validate_ids(Operation::Update)?;
+        let id = doc.task_id().to_owned();
+        let fut = self.inner.update_if_match(doc.into(), etag.as_str().into());
+        let tag = self.call(Operation::Update, &id, fut).await?;
+        Ok(ETag::new(tag.into_string()))
+    }
 }
