@@ -17,10 +17,10 @@ use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
 use super::types::{FfiDocument, FfiError, FfiVersioned};
-use crate::document::{validate_task_ids, TaskDocument};
-use crate::error::{validate_id, Operation, PersistenceError, Result};
+use crate::document::TaskDocument;
+use crate::document_store::DocumentStore;
+use crate::error::{Operation, PersistenceError, Result};
 use crate::manager::{ETag, TaskPersistenceManager, Versioned};
-use crate::model::AgentTask;
 
 /// The result type of every boundary method.
 pub type FfiResult<T> = RResult<T, FfiError>;
@@ -240,7 +240,8 @@ impl<T: TaskPersistenceManager> FfiManager for Exported<T> {
     }
 }
 
-/// The host side: a loaded plugin's manager, implementing the native trait.
+/// The host side: a loaded plugin's manager, implementing the native trait (through
+/// [`DocumentStore`]).
 ///
 /// Every call validates its ids on this side first (so even a careless plugin never sees
 /// an invalid one), encodes the task once, and awaits the plugin's future. A plugin
@@ -288,41 +289,32 @@ impl ForeignManager {
             )),
         }
     }
-
-    fn decode(op: Operation, doc: FfiDocument) -> Result<AgentTask> {
-        TaskDocument::from(doc).into_stored_task(op)
-    }
 }
 
+// The typed trait, its id checks and its decoding come from `DocumentStore`: a plugin
+// speaks documents, so the adapter only moves them across.
 #[async_trait::async_trait]
-impl TaskPersistenceManager for ForeignManager {
-    async fn create(&self, task: AgentTask) -> Result<()> {
-        validate_task_ids(Operation::Create, &task)?;
-        let doc = FfiDocument::from(TaskDocument::from_task(&task));
-        self.call(Operation::Create, &task.task_id, self.inner.create(doc))
+impl DocumentStore for ForeignManager {
+    async fn insert(&self, doc: TaskDocument) -> Result<()> {
+        let id = doc.task_id().to_owned();
+        self.call(Operation::Create, &id, self.inner.create(doc.into()))
             .await
     }
 
-    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
         let found = self
             .call(Operation::Load, task_id, self.inner.load(task_id.into()))
             .await?;
-        found
-            .into_option()
-            .map(|doc| Self::decode(Operation::Load, doc))
-            .transpose()
+        Ok(found.into_option().map(TaskDocument::from))
     }
 
-    async fn update(&self, task: AgentTask) -> Result<()> {
-        validate_task_ids(Operation::Update, &task)?;
-        let doc = FfiDocument::from(TaskDocument::from_task(&task));
-        self.call(Operation::Update, &task.task_id, self.inner.update(doc))
+    async fn replace(&self, doc: TaskDocument) -> Result<()> {
+        let id = doc.task_id().to_owned();
+        self.call(Operation::Update, &id, self.inner.update(doc.into()))
             .await
     }
 
-    async fn delete(&self, task_id: &str) -> Result<()> {
-        validate_id(Operation::Delete, "task id", task_id)?;
+    async fn remove(&self, task_id: &str) -> Result<()> {
         self.call(
             Operation::Delete,
             task_id,
@@ -331,81 +323,8 @@ impl TaskPersistenceManager for ForeignManager {
         .await
     }
 
-    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+    async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
         let op = Operation::LoadByRequestId;
-        validate_id(op, "request id", request_id)?;
-        let found = self
-            .call(
-                op,
-                request_id,
-                self.inner.load_by_request_id(request_id.into()),
-            )
-            .await?;
-        found
-            .into_option()
-            .map(|doc| Self::decode(op, doc))
-            .transpose()
-    }
-
-    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
-        validate_id(Operation::Load, "task id", task_id)?;
-        let found = self
-            .call(
-                Operation::Load,
-                task_id,
-                self.inner.load_with_etag(task_id.into()),
-            )
-            .await?;
-        found
-            .into_option()
-            .map(|v| {
-                let etag = ETag::new(v.etag.into_string());
-                Self::decode(Operation::Load, v.doc).map(|task| Versioned::new(task, etag))
-            })
-            .transpose()
-    }
-
-    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
-        validate_task_ids(Operation::Update, &task)?;
-        let doc = FfiDocument::from(TaskDocument::from_task(&task));
-        let fut = self.inner.update_if_match(doc, etag.as_str().into());
-        let tag = self.call(Operation::Update, &task.task_id, fut).await?;
-        Ok(ETag::new(tag.into_string()))
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.call(Operation::Health, "", self.inner.health()).await
-    }
-
-    async fn clear(&self) -> Result<u64> {
-        self.call(Operation::Clear, "", self.inner.clear()).await
-    }
-
-    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Create)?;
-        let id = doc.task_id().to_owned();
-        self.call(Operation::Create, &id, self.inner.create(doc.into()))
-            .await
-    }
-
-    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
-        validate_id(Operation::Load, "task id", task_id)?;
-        let found = self
-            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
-            .await?;
-        Ok(found.into_option().map(TaskDocument::from))
-    }
-
-    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
-        doc.validate_ids(Operation::Update)?;
-        let id = doc.task_id().to_owned();
-        self.call(Operation::Update, &id, self.inner.update(doc.into()))
-            .await
-    }
-
-    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
-        let op = Operation::LoadByRequestId;
-        validate_id(op, "request id", request_id)?;
         let found = self
             .call(
                 op,
@@ -416,11 +335,7 @@ impl TaskPersistenceManager for ForeignManager {
         Ok(found.into_option().map(TaskDocument::from))
     }
 
-    async fn load_document_with_etag(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<Versioned<TaskDocument>>> {
-        validate_id(Operation::Load, "task id", task_id)?;
+    async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
         let found = self
             .call(
                 Operation::Load,
@@ -431,11 +346,18 @@ impl TaskPersistenceManager for ForeignManager {
         Ok(found.into_option().map(Versioned::from))
     }
 
-    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
-        doc.validate_ids(Operation::Update)?;
+    async fn replace_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
         let id = doc.task_id().to_owned();
         let fut = self.inner.update_if_match(doc.into(), etag.as_str().into());
         let tag = self.call(Operation::Update, &id, fut).await?;
         Ok(ETag::new(tag.into_string()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.call(Operation::Health, "", self.inner.health()).await
+    }
+
+    async fn remove_all(&self) -> Result<u64> {
+        self.call(Operation::Clear, "", self.inner.clear()).await
     }
 }
