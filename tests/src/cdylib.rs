@@ -18,6 +18,34 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Runs `cargo build` with `args` on `manifest`'s workspace and returns cargo's
+/// `compiler-artifact` reports and the command as shown in messages. Panics with the
+/// command in the message if the build fails.
+fn cargo_build(manifest: &Path, args: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(&cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--message-format=json-render-diagnostics")
+        .args(args);
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "a test build failed; run it by hand to see why:\n  {shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let artifacts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .collect();
+    (artifacts, shown)
+}
+
 /// Builds `package` (in `manifest`'s workspace, with `extra` cargo arguments) and
 /// returns its cdylib. Panics with the build command in the message if that fails.
 pub fn build_cdylib_in(manifest: &Path, package: &str, extra: &[&str]) -> PathBuf {
@@ -30,27 +58,11 @@ pub fn build_cdylib_in(manifest: &Path, package: &str, extra: &[&str]) -> PathBu
     if let Some(path) = built.get(&key) {
         return path.clone();
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(&cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(manifest)
-        .args(["-p", package, "--message-format=json-render-diagnostics"])
-        .args(extra);
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "building the test plugin failed; run it by hand to see why:\n  {shown}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact")
+    let mut args = vec!["-p", package];
+    args.extend_from_slice(extra);
+    let (artifacts, shown) = cargo_build(manifest, &args);
+    let path = artifacts
+        .iter()
         .filter(|msg| {
             msg["target"]["crate_types"]
                 .as_array()
@@ -83,26 +95,11 @@ pub fn ta_persist() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut cmd = Command::new(&cargo);
-            cmd.arg("build")
-                .arg("--manifest-path")
-                .arg(workspace_root().join("Cargo.toml"))
-                .args(["-p", "ta-persistence", "--bin", "ta-persist"])
-                .arg("--message-format=json-render-diagnostics");
-            let shown = format!("{cmd:?}");
-            let out = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-            assert!(
-                out.status.success(),
-                "building ta-persist failed; run it by hand to see why:\n  {shown}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter(|msg| msg["reason"] == "compiler-artifact")
+            let manifest = workspace_root().join("Cargo.toml");
+            let (artifacts, shown) =
+                cargo_build(&manifest, &["-p", "ta-persistence", "--bin", "ta-persist"]);
+            artifacts
+                .iter()
                 .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
                 .unwrap_or_else(|| panic!("{shown} reported no executable"))
         })
