@@ -17,17 +17,14 @@
 //! loading the same path twice returns the same library.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionNumber;
-use abi_stable::std_types::{RResult, RSlice};
 use ta_persistence_api::ffi::{
-    FfiVar, ForeignManager, HostHooks, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
+    ForeignManager, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
 };
-use ta_persistence_api::Operation;
 use tracing::{debug, info};
 
 /// Why a plugin could not be loaded. One variant per check of [`load_plugin`].
@@ -219,39 +216,18 @@ impl PluginLibrary {
             });
         };
         let class = entry.class.as_str();
-        // Step 8: the constructor succeeds. It catches its own panics; the guard here is
-        // for a library that was not built with the SDK's constructor.
-        let vars: Vec<FfiVar> = vars
-            .into_iter()
-            .map(|(name, value)| FfiVar {
-                name: name.as_str().into(),
-                value: value.as_str().into(),
-            })
-            .collect();
-        let hooks = HostHooks {
-            log: crate::logbridge::host_log,
-            max_level: crate::logbridge::host_max_level(),
-        };
-        let built = catch_unwind(AssertUnwindSafe(|| {
-            (entry.new)(RSlice::from_slice(&vars), hooks)
-        }));
-        match built {
-            Ok(RResult::ROk(manager)) => {
+        // Step 8: the constructor succeeds (the SDK's constructor returns its panics as
+        // errors).
+        let vars = vars.into_iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match entry.construct(vars, format!("{}/{class}", self.name())) {
+            Ok(manager) => {
                 info!(plugin = self.name(), version = self.version(), class, path = %self.path.display(), "plugin manager constructed");
-                Ok(ForeignManager::new(
-                    manager,
-                    format!("{}/{class}", self.name()),
-                ))
+                Ok(manager)
             }
-            Ok(RResult::RErr(err)) => Err(LoadError::Constructor {
+            Err(err) => Err(LoadError::Constructor {
                 path,
                 class: class.to_owned(),
-                reason: err.into_error(Operation::Construct).report(),
-            }),
-            Err(_) => Err(LoadError::Constructor {
-                path,
-                class: class.to_owned(),
-                reason: "the constructor panicked".to_owned(),
+                reason: err.report(),
             }),
         }
     }

@@ -8,8 +8,9 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use abi_stable::{declare_root_module_statics, package_version_strings, StableAbi};
 
-use super::manager::FfiManagerBox;
+use super::manager::{FfiManagerBox, ForeignManager};
 use super::types::{FfiError, FfiVar, HostHooks};
+use crate::error::{Operation, PersistenceError};
 
 /// The version of the interface a plugin was built against, checked by the host at load.
 ///
@@ -37,6 +38,33 @@ pub struct ManagerEntry {
     /// Builds a manager of this class (a [`Constructor`]; spelled out because the
     /// layout derive reads function-pointer types only where they are written).
     pub new: extern "C" fn(RSlice<'_, FfiVar>, HostHooks) -> RResult<FfiManagerBox, FfiError>,
+}
+
+impl ManagerEntry {
+    /// Builds a manager of this class, for the host: calls the plugin's constructor with
+    /// the `TA_*` variables and the host's log bridge, and wraps the manager it returns in
+    /// a [`ForeignManager`] named `label` in logs.
+    ///
+    /// The constructor is `extern "C"`, so nothing can unwind out of it: the SDK's
+    /// constructor catches the plugin's panics and returns them as errors, which arrive
+    /// here as a `Plugin` error of operation `Construct`.
+    pub fn construct<'a>(
+        &self,
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+        label: impl Into<String>,
+    ) -> Result<ForeignManager, PersistenceError> {
+        let vars: Vec<FfiVar> = vars
+            .into_iter()
+            .map(|(name, value)| FfiVar {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect();
+        match (self.new)(RSlice::from_slice(&vars), super::logging::host_hooks()) {
+            RResult::ROk(manager) => Ok(ForeignManager::new(manager, label)),
+            RResult::RErr(err) => Err(err.into_error(Operation::Construct)),
+        }
+    }
 }
 
 /// The root module of a plugin library: who it is and which managers it exports.
