@@ -2,14 +2,20 @@
 //! library that is no plugin, a plugin with another interface layout or version, a class
 //! that is not exported, a constructor that fails or panics), checked with the default
 //! policy (fall back to memory, the reason logged at error and reported by the factory)
-//! and with the strict policy (start-up error carrying the reason).
+//! and with the strict policy (start-up error carrying the reason). Also: a manager whose
+//! `Drop` panics leaves the host running.
 //!
-//! This file installs a global log subscriber, so it is its own test binary.
+//! This file installs a global log subscriber, so it is its own test binary. Every test
+//! that constructs a plugin manager installs it first: a plugin's log bridge takes its
+//! level filter from the host's subscriber when its first manager is built.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ta_persistence::config::Config;
+use ta_persistence::loader::load_plugin;
 use ta_persistence::{ActiveBackend, FactoryError, PersistenceFactory, TaskPersistenceManager};
+use ta_persistence_tests::cdylib::plugin;
 use ta_persistence_tests::fixtures::{failure_matrix, FailureCase};
 use ta_persistence_tests::logs;
 
@@ -73,6 +79,7 @@ async fn every_failure_falls_back_to_memory_with_the_reason_logged_and_reported(
 
 #[test]
 fn every_failure_is_a_startup_error_when_strict() {
+    logs::capture();
     for case in failure_matrix() {
         let err = PersistenceFactory::from_config(&config(&case).with_strict(true))
             .err()
@@ -121,4 +128,27 @@ fn the_factory_hands_out_one_shared_manager() {
     let b = factory.get_persistence_manager();
     assert!(Arc::ptr_eq(&a, &b));
     let _: &dyn TaskPersistenceManager = a.as_ref();
+}
+
+#[tokio::test]
+async fn a_manager_that_panics_in_drop_is_logged_and_the_host_carries_on() {
+    logs::capture();
+    let path = plugin("ta-fixture-misbehaving");
+    let (_, manager) = load_plugin(&path, Some("PanickingDrop"), &BTreeMap::new()).unwrap();
+    manager.health().await.unwrap();
+    assert!(manager.load("t1").await.unwrap().is_none());
+    drop(manager);
+
+    // Still here: the panic was caught on the plugin side and reported through the bridge.
+    let logged = logs::captured();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("ERROR")
+                && l.contains("panicked while being dropped: drop exploded")),
+        "no error line for the panic in Drop in:\n{logged}"
+    );
+    // And the library still serves: another manager of it works.
+    let (_, again) = load_plugin(&path, Some("PanickingManager"), &BTreeMap::new()).unwrap();
+    again.health().await.unwrap();
 }

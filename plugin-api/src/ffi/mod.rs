@@ -28,7 +28,9 @@
 //!
 //! A panic in a constructor, in a method or inside a future is caught on the plugin side
 //! and returned as a `Plugin` error; a future that panics anyway is caught again on the
-//! host side. Nothing unwinds across the boundary. Plugins must keep `panic = "unwind"`.
+//! host side. A manager whose `Drop` panics is caught on the plugin side too, and the
+//! panic is logged through the log bridge. Nothing unwinds across the boundary. Plugins
+//! must keep `panic = "unwind"`.
 //!
 //! # When you change the interface, also…
 //!
