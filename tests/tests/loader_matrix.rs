@@ -1,9 +1,10 @@
-//! The loader's failure matrix: each case is a real file (missing, a directory, text, a
-//! library that is no plugin, a plugin with another interface layout or version, a class
-//! that is not exported, a constructor that fails or panics), checked with the default
-//! policy (fall back to memory, the reason logged at error and reported by the factory)
-//! and with the strict policy (start-up error carrying the reason). Also: a manager whose
-//! `Drop` panics leaves the host running.
+//! The loader's failure matrix: each case is a real file (missing, a directory, text,
+//! truncated copies of a real plugin, a plugin whose needed library is missing, a library
+//! that is no plugin, a plugin with another interface layout or version, one built with
+//! `panic = "abort"`, a class that is not exported, a constructor that fails or panics),
+//! checked with the default policy (fall back to memory, the reason logged at error and
+//! reported by the factory) and with the strict policy (start-up error carrying the
+//! reason). Also: a manager whose `Drop` panics leaves the host running.
 //!
 //! This file installs a global log subscriber, so it is its own test binary. Every test
 //! that constructs a plugin manager installs it first: a plugin's log bridge takes its
@@ -13,10 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ta_persistence::config::Config;
-use ta_persistence::loader::load_plugin;
+use ta_persistence::loader::{load_plugin, open_library, LoadError, CHECKS};
 use ta_persistence::{ActiveBackend, FactoryError, PersistenceFactory, TaskPersistenceManager};
 use ta_persistence_tests::cdylib::plugin;
-use ta_persistence_tests::fixtures::{failure_matrix, FailureCase};
+use ta_persistence_tests::fixtures::{failure_matrix, panic_abort_plugin, FailureCase};
 use ta_persistence_tests::logs;
 
 fn config(case: &FailureCase) -> Config {
@@ -101,7 +102,7 @@ fn every_failure_is_a_startup_error_when_strict() {
 fn the_layout_report_is_at_debug_and_the_reason_stays_short() {
     let case = failure_matrix()
         .into_iter()
-        .find(|c| c.step == 4)
+        .find(|c| c.step == 5)
         .expect("the matrix has a layout case");
     let err = ta_persistence::loader::open_library(&case.path).unwrap_err();
     let text = err.to_string();
@@ -128,6 +129,39 @@ fn the_factory_hands_out_one_shared_manager() {
     let b = factory.get_persistence_manager();
     assert!(Arc::ptr_eq(&a, &b));
     let _: &dyn TaskPersistenceManager = a.as_ref();
+}
+
+#[test]
+fn the_matrix_has_a_case_for_each_check() {
+    let mut steps: Vec<u8> = failure_matrix().iter().map(|c| c.step).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    // Step 6 (the interface crate's version) has no case: it needs a plugin built against
+    // another release of the interface crate. Only a Linux build has a case for the
+    // dynamic loader's own refusal (step 3).
+    let mut expected = vec![1, 2, 4, 5, 7, 8, 9, 10];
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        expected.insert(2, 3);
+    }
+    assert_eq!(steps, expected);
+    assert_eq!(CHECKS.len(), 10);
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused_before_any_class_is_built() {
+    let path = panic_abort_plugin();
+    let err = open_library(&path).unwrap_err();
+    assert!(matches!(err, LoadError::PanicAbort { .. }), "{err}");
+    assert_eq!(
+        CHECKS[usize::from(err.step()) - 1],
+        "plugin was built with panic = \"unwind\""
+    );
+    // Refused before construction, whichever class is asked for: even a correct class
+    // would take the host down at its first panic.
+    let err = load_plugin(&path, Some("AbortingManager"), &BTreeMap::new()).unwrap_err();
+    assert_eq!(err.step(), 8, "{err}");
+    // The same SDK in a build that unwinds passes the check.
+    open_library(&plugin("ta-plugin-memory")).unwrap();
 }
 
 #[tokio::test]

@@ -29,8 +29,12 @@
 //! A panic in a constructor, in a method or inside a future is caught on the plugin side
 //! and returned as a `Plugin` error; a future that panics anyway is caught again on the
 //! host side. A manager whose `Drop` panics is caught on the plugin side too, and the
-//! panic is logged through the log bridge. Nothing unwinds across the boundary. Plugins
-//! must keep `panic = "unwind"`.
+//! panic is logged through the log bridge. Nothing unwinds across the boundary.
+//!
+//! All of this needs `panic = "unwind"` in the plugin's build: with `panic = "abort"` the
+//! first panic ends the host's process before anything can catch it. The export macro
+//! records the strategy in the root module ([`PluginModule::panic_unwinds`]) and the host
+//! refuses a plugin built with `abort`, saying which profile setting to change.
 //!
 //! # When you change the interface, also…
 //!
