@@ -5,8 +5,9 @@
 //! hands `(level, target, message)` to the host's callback; the host re-emits it under the
 //! plugin's target. Events more verbose than the host records are dropped in the plugin.
 //!
-//! Both ends live here: [`install`] runs in the plugin (from the SDK's constructor), and
-//! [`host_hooks`] builds what the host hands the constructor, with its `extern "C"`
+//! Both ends live here: `install` runs in the plugin (from the SDK's constructor), and
+//! `host_hooks` builds what the host hands the constructor (through
+//! [`ManagerEntry::construct`](super::ManagerEntry::construct)), with its `extern "C"`
 //! callback.
 
 use std::fmt::Write as _;

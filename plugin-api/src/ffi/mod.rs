@@ -39,7 +39,12 @@
 //! # When you change the interface, also…
 //!
 //! 1. add methods or module fields only at the end (they are prefix types), with a
-//!    default for libraries that lack them;
+//!    default for libraries that lack them. abi_stable's layout check accepts a library
+//!    whose root module has the host's fields or more, never fewer: a library built
+//!    before a new root-module field is refused at the layout step, so raise
+//!    [`MIN_INTERFACE_VERSION`] with it (the test beside [`PluginModule`] shows both
+//!    directions with a frozen copy; do the same before promising anything for the
+//!    manager's function table);
 //! 2. bump [`INTERFACE_VERSION`] and add a line to its history;
 //! 3. never change an existing field, parameter or `#[repr]` (a plugin built against the
 //!    old layout is refused at load with a layout error);
