@@ -23,7 +23,6 @@ pub mod config;
 pub mod factory;
 pub mod heap;
 pub mod loader;
-mod logbridge;
 pub mod memory;
 
 pub use config::{Config, ConfigError};

@@ -4,31 +4,38 @@
 //! its own [`LoadError`] variant:
 //!
 //! 1. the path exists and is a regular file;
-//! 2. it is a loadable library;
-//! 3. it exports the root-module symbol;
-//! 4. it was built with a compatible abi_stable, and the interface's type layout matches;
-//! 5. the interface crate's version is compatible;
-//! 6. the interface version ([`INTERFACE_VERSION`]) is one this host accepts;
-//! 7. the requested class is exported;
-//! 8. the class's constructor succeeds.
+//! 2. it is a complete shared library for this platform: its headers are read (without
+//!    loading it) and every loadable segment and section lies inside the file, so a
+//!    truncated or damaged file is refused here instead of crashing the process when the
+//!    dynamic loader maps it;
+//! 3. it is a loadable library (the dynamic loader opens it);
+//! 4. it exports the root-module symbol;
+//! 5. it was built with a compatible abi_stable, and the interface's type layout matches;
+//! 6. the interface crate's version is compatible;
+//! 7. the interface version ([`INTERFACE_VERSION`]) is one this host accepts;
+//! 8. the plugin was built with `panic = "unwind"`, as its export macro recorded: only then
+//!    can a panic in it become an error instead of ending the process;
+//! 9. the requested class is exported;
+//! 10. the class's constructor succeeds.
 //!
-//! Loading runs the library's code (its static initialisers run at step 2): only load
+//! Loading runs the library's code (its static initialisers run at step 3): only load
 //! files you trust. Libraries are never unloaded, so one process can load several, and
 //! loading the same path twice returns the same library.
 
+mod image;
+
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionNumber;
-use abi_stable::std_types::{RResult, RSlice};
 use ta_persistence_api::ffi::{
-    FfiVar, ForeignManager, HostHooks, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
+    ForeignManager, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
 };
-use ta_persistence_api::Operation;
 use tracing::{debug, info};
+
+use self::image::Refusal;
 
 /// Why a plugin could not be loaded. One variant per check of [`load_plugin`].
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,7 +55,33 @@ pub enum LoadError {
         /// What it is instead.
         kind: &'static str,
     },
-    /// Step 2: the file could not be opened as a library.
+    /// Step 2: the file could not be read.
+    #[error("{}: cannot be read: {reason}", .path.display())]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// The operating system's message.
+        reason: String,
+    },
+    /// Step 2: not a shared library for this platform (another format, another
+    /// architecture, an executable, not an object file at all).
+    #[error("{}: not a shared library for this platform: {reason}", .path.display())]
+    NotASharedLibrary {
+        /// The path.
+        path: PathBuf,
+        /// What the file is instead.
+        reason: String,
+    },
+    /// Step 2: a library whose headers do not hold together, or whose contents reach past
+    /// the end of the file (a copy cut short); the dynamic loader would crash on it.
+    #[error("{}: truncated or damaged library: {reason}", .path.display())]
+    Damaged {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Step 3: the dynamic loader could not open the file.
     #[error("{}: not a loadable library: {reason}", .path.display())]
     NotALibrary {
         /// The path.
@@ -56,13 +89,13 @@ pub enum LoadError {
         /// The dynamic loader's message.
         reason: String,
     },
-    /// Step 3: a library, but not a ta-persistence plugin.
+    /// Step 4: a library, but not a ta-persistence plugin.
     #[error("{}: not a ta-persistence plugin (no root-module symbol; was it built with export_plugin!?)", .path.display())]
     NoRootModule {
         /// The path.
         path: PathBuf,
     },
-    /// Step 4: built with an incompatible abi_stable.
+    /// Step 5: built with an incompatible abi_stable.
     #[error("{}: built with an incompatible abi_stable: {reason}", .path.display())]
     AbiStableMismatch {
         /// The path.
@@ -70,15 +103,15 @@ pub enum LoadError {
         /// abi_stable's message.
         reason: String,
     },
-    /// Step 4: the interface's types have another layout in the library than in the host.
-    #[error("{}: interface layout mismatch: {summary} (RUST_LOG=debug shows the full report)", .path.display())]
+    /// Step 5: the interface's types have another layout in the library than in the host.
+    #[error("{}: interface layout mismatch: {summary} (RUST_LOG=debug shows the full report); rebuild the plugin against this host's ta-persistence-api", .path.display())]
     LayoutMismatch {
         /// The path.
         path: PathBuf,
         /// The first lines of abi_stable's report.
         summary: String,
     },
-    /// Step 5: built against an incompatible version of the interface crate.
+    /// Step 6: built against an incompatible version of the interface crate.
     #[error("{}: built against ta-persistence-api {found}, this host has {expected}", .path.display())]
     CrateVersionMismatch {
         /// The path.
@@ -88,7 +121,7 @@ pub enum LoadError {
         /// The library's version.
         found: String,
     },
-    /// Step 6: built for an interface version this host does not accept.
+    /// Step 7: built for an interface version this host does not accept.
     #[error("{}: interface version {found} is not supported (this host accepts {min} to {max})", .path.display())]
     InterfaceVersion {
         /// The path.
@@ -100,7 +133,13 @@ pub enum LoadError {
         /// The newest accepted.
         max: u32,
     },
-    /// Step 7: no class was named and the library's are listed, or the named one is
+    /// Step 8: built with `panic = "abort"`: its first panic would end the host's process.
+    #[error("{}: built with panic = \"abort\", so a panic in it would end this process; rebuild it with panic = \"unwind\", the default (remove `panic = \"abort\"` from the [profile.*] sections of its workspace's Cargo.toml, and `-C panic=abort` from RUSTFLAGS)", .path.display())]
+    PanicAbort {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Step 9: no class was named and the library's are listed, or the named one is
     /// not exported.
     #[error("{}: {}; it exports: {}", .path.display(), match .class { Some(c) => format!("class {c:?} is not exported"), None => "TA_PERSISTENCE_CLASS is not set".to_owned() }, .available.join(", "))]
     ClassNotFound {
@@ -111,7 +150,7 @@ pub enum LoadError {
         /// The classes the library exports.
         available: Vec<String>,
     },
-    /// Step 8: the constructor returned an error (or panicked).
+    /// Step 10: the constructor returned an error (or panicked).
     #[error("{}: constructor of {class} failed: {reason}", .path.display())]
     Constructor {
         /// The path.
@@ -121,7 +160,7 @@ pub enum LoadError {
         /// The constructor's error, with its causes.
         reason: String,
     },
-    /// Step 2 to 5: the library's root-module loader itself failed or panicked.
+    /// Step 3 to 6: the library's root-module loader itself failed or panicked.
     #[error("{}: the library failed to initialise: {reason}", .path.display())]
     Init {
         /// The path.
@@ -132,34 +171,40 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The check that failed (1 to 8, as numbered in [`load_plugin`]'s module doc).
+    /// The check that failed (1 to 10, as numbered in [`load_plugin`]'s module doc).
     pub fn step(&self) -> u8 {
         match self {
             LoadError::NotFound { .. } | LoadError::NotAFile { .. } => 1,
-            LoadError::NotALibrary { .. } => 2,
-            LoadError::NoRootModule { .. } => 3,
-            LoadError::AbiStableMismatch { .. } | LoadError::LayoutMismatch { .. } => 4,
-            LoadError::CrateVersionMismatch { .. } | LoadError::Init { .. } => 5,
-            LoadError::InterfaceVersion { .. } => 6,
-            LoadError::ClassNotFound { .. } => 7,
-            LoadError::Constructor { .. } => 8,
+            LoadError::Unreadable { .. }
+            | LoadError::NotASharedLibrary { .. }
+            | LoadError::Damaged { .. } => 2,
+            LoadError::NotALibrary { .. } => 3,
+            LoadError::NoRootModule { .. } => 4,
+            LoadError::AbiStableMismatch { .. } | LoadError::LayoutMismatch { .. } => 5,
+            LoadError::CrateVersionMismatch { .. } | LoadError::Init { .. } => 6,
+            LoadError::InterfaceVersion { .. } => 7,
+            LoadError::PanicAbort { .. } => 8,
+            LoadError::ClassNotFound { .. } => 9,
+            LoadError::Constructor { .. } => 10,
         }
     }
 }
 
 /// The names of the checks, by step number (index 0 is step 1).
-pub const CHECKS: [&str; 8] = [
+pub const CHECKS: [&str; 10] = [
     "file exists and is a regular file",
+    "file is a complete shared library for this platform",
     "file is a loadable library",
     "root-module symbol is exported",
     "abi_stable version and interface layout match",
     "interface crate version is compatible",
     "interface version is accepted",
+    "plugin was built with panic = \"unwind\"",
     "class is exported",
     "constructor succeeds",
 ];
 
-/// A plugin library that passed checks 1 to 6.
+/// A plugin library that passed checks 1 to 8.
 #[derive(Clone, Copy)]
 pub struct PluginLibrary {
     module: PluginModule_Ref,
@@ -203,14 +248,14 @@ impl PluginLibrary {
         self.path
     }
 
-    /// Checks 7 and 8: constructs the named class with the given `TA_*` variables.
+    /// Checks 9 and 10: constructs the named class with the given `TA_*` variables.
     pub fn construct<'a>(
         &self,
         class: Option<&str>,
         vars: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Result<ForeignManager, LoadError> {
         let path = self.path.to_path_buf();
-        // Step 7: the class is exported.
+        // Step 9: the class is exported.
         let Some(entry) = class.and_then(|c| self.module.find(c)) else {
             return Err(LoadError::ClassNotFound {
                 path,
@@ -219,39 +264,18 @@ impl PluginLibrary {
             });
         };
         let class = entry.class.as_str();
-        // Step 8: the constructor succeeds. It catches its own panics; the guard here is
-        // for a library that was not built with the SDK's constructor.
-        let vars: Vec<FfiVar> = vars
-            .into_iter()
-            .map(|(name, value)| FfiVar {
-                name: name.as_str().into(),
-                value: value.as_str().into(),
-            })
-            .collect();
-        let hooks = HostHooks {
-            log: crate::logbridge::host_log,
-            max_level: crate::logbridge::host_max_level(),
-        };
-        let built = catch_unwind(AssertUnwindSafe(|| {
-            (entry.new)(RSlice::from_slice(&vars), hooks)
-        }));
-        match built {
-            Ok(RResult::ROk(manager)) => {
+        // Step 10: the constructor succeeds (the SDK's constructor returns its panics as
+        // errors).
+        let vars = vars.into_iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match entry.construct(vars, format!("{}/{class}", self.name())) {
+            Ok(manager) => {
                 info!(plugin = self.name(), version = self.version(), class, path = %self.path.display(), "plugin manager constructed");
-                Ok(ForeignManager::new(
-                    manager,
-                    format!("{}/{class}", self.name()),
-                ))
+                Ok(manager)
             }
-            Ok(RResult::RErr(err)) => Err(LoadError::Constructor {
+            Err(err) => Err(LoadError::Constructor {
                 path,
                 class: class.to_owned(),
-                reason: err.into_error(Operation::Construct).report(),
-            }),
-            Err(_) => Err(LoadError::Constructor {
-                path,
-                class: class.to_owned(),
-                reason: "the constructor panicked".to_owned(),
+                reason: err.report(),
             }),
         }
     }
@@ -263,7 +287,7 @@ fn opened() -> &'static Mutex<HashMap<PathBuf, PluginLibrary>> {
     OPENED.get_or_init(Default::default)
 }
 
-/// Runs checks 1 to 6 on a library file (see the module doc), opening it if needed.
+/// Runs checks 1 to 8 on a library file (see the module doc), opening it if needed.
 pub fn open_library(path: &Path) -> Result<PluginLibrary, LoadError> {
     // Step 1: the file exists and is a regular file.
     let meta = std::fs::metadata(path).map_err(|_| LoadError::NotFound {
@@ -296,7 +320,24 @@ pub fn open_library(path: &Path) -> Result<PluginLibrary, LoadError> {
 
 fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
     let owned = || path.to_path_buf();
-    // Steps 2 and 3 (and the abi_stable header of step 4): `lib_header_from_path` opens
+    // Step 2: the file is a complete shared library for this platform. Before the dynamic
+    // loader maps it: a segment past the end of the file would crash the process there.
+    image::check(path).map_err(|refusal| match refusal {
+        Refusal::Unreadable(reason) => LoadError::Unreadable {
+            path: owned(),
+            reason,
+        },
+        Refusal::NotASharedLibrary(reason) => LoadError::NotASharedLibrary {
+            path: owned(),
+            reason,
+        },
+        Refusal::Damaged(reason) => LoadError::Damaged {
+            path: owned(),
+            reason,
+        },
+    })?;
+
+    // Steps 3 and 4 (and the abi_stable header of step 5): `lib_header_from_path` opens
     // the library, never closes it, and reads the header symbol. Unlike
     // `RootModule::load_from_file` it keeps no per-type cache, so a failed library does
     // not poison later loads of other paths.
@@ -318,7 +359,7 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
         },
     })?;
 
-    // Step 4: the interface's type layout matches.
+    // Step 5: the interface's type layout matches.
     header.ensure_layout::<PluginModule_Ref>().map_err(|err| {
         let full = err.to_string();
         debug!(path = %path.display(), report = %full, "plugin interface layout mismatch");
@@ -328,7 +369,7 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
         }
     })?;
 
-    // Step 5: the interface crate's version is compatible.
+    // Step 6: the interface crate's version is compatible.
     let expected = PluginModule_Ref::VERSION_STRINGS;
     let found = header.version_strings();
     let compatible = match (VersionNumber::new(expected), VersionNumber::new(found)) {
@@ -350,7 +391,7 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
             reason: err.to_string(),
         })?;
 
-    // Step 6: the interface version is accepted.
+    // Step 7: the interface version is accepted.
     let version = module.interface_version();
     if !(MIN_INTERFACE_VERSION..=INTERFACE_VERSION).contains(&version) {
         return Err(LoadError::InterfaceVersion {
@@ -359,6 +400,11 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
             min: MIN_INTERFACE_VERSION,
             max: INTERFACE_VERSION,
         });
+    }
+
+    // Step 8: the plugin unwinds on panic, so the SDK can turn its panics into errors.
+    if !module.unwinds_on_panic() {
+        return Err(LoadError::PanicAbort { path: owned() });
     }
     debug!(path = %path.display(), plugin = module.plugin_name().as_str(), version = module.plugin_version().as_str(), "plugin library opened");
     Ok(PluginLibrary {
@@ -409,7 +455,7 @@ fn summarize(report: &str) -> String {
     entries.join("; ")
 }
 
-/// Checks 1 to 8: opens a library and constructs one of its classes.
+/// Checks 1 to 10: opens a library and constructs one of its classes.
 pub fn load_plugin<'a>(
     path: &Path,
     class: Option<&str>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::cdylib::{build_cdylib_in, plugin, workspace_root};
 
 /// One case of the failure matrix: a library path and class, and the loader check that
-/// must fail (1 to 8).
+/// must fail (1 to 10).
 #[derive(Debug, Clone)]
 pub struct FailureCase {
     /// A short name.
@@ -28,6 +28,19 @@ fn scratch() -> PathBuf {
     dir
 }
 
+/// Writes a scratch file whole or not at all: tests run in parallel threads and may ask
+/// for the same file at once, and a reader must never see one half-written (a short file
+/// is exactly what some cases are about).
+fn write_scratch(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = scratch();
+    let path = dir.join(name);
+    let partial = dir.join(format!("{name}.{:?}.partial", std::thread::current().id()));
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
 /// A plugin built against a copy of the interface crate with the same name and version
 /// but another layout (a separate workspace, built into its own target directory).
 pub fn incompatible_plugin() -> PathBuf {
@@ -41,14 +54,61 @@ pub fn incompatible_plugin() -> PathBuf {
     )
 }
 
+/// A plugin built with `panic = "abort"` (a separate workspace, since the panic strategy
+/// is a profile setting, built into its own target directory).
+pub fn panic_abort_plugin() -> PathBuf {
+    let manifest = workspace_root().join("tests/fixture-plugins/panic-abort/Cargo.toml");
+    let target = workspace_root().join("target/fixture-panic-abort");
+    let target = target.to_string_lossy().into_owned();
+    build_cdylib_in(
+        &manifest,
+        "ta-fixture-panic-abort",
+        &["--target-dir", &target],
+    )
+}
+
+/// The sizes the truncated copies of a real plugin are cut to.
+pub const TRUNCATED_SIZES: [u64; 4] = [1 << 10, 4 << 10, 64 << 10, 1 << 20];
+
+/// A copy of the memory plugin's library cut to its first `size` bytes, as an interrupted
+/// copy or download leaves it. The dynamic loader dies of `SIGBUS` on such a file.
+pub fn truncated_plugin(size: u64) -> PathBuf {
+    let whole = std::fs::read(plugin("ta-plugin-memory"))
+        .unwrap_or_else(|e| panic!("cannot read the memory plugin: {e}"));
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    assert!(
+        size < whole.len(),
+        "the memory plugin ({} bytes) is smaller than the cut at {size} bytes",
+        whole.len()
+    );
+    write_scratch(&format!("truncated-{size}.so"), &whole[..size])
+}
+
+/// A complete copy of the memory plugin whose needed `libgcc_s.so.1` is renamed to a
+/// library that does not exist: a sound file the dynamic loader still cannot open.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn missing_dependency_plugin() -> PathBuf {
+    let mut bytes = std::fs::read(plugin("ta-plugin-memory"))
+        .unwrap_or_else(|e| panic!("cannot read the memory plugin: {e}"));
+    let needed = b"libgcc_s.so.1\0";
+    let mut renamed = 0;
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(needed.len()).position(|w| w == needed) {
+        // Same length, so every offset in the file stays valid.
+        bytes[at + i..at + i + 8].copy_from_slice(b"libgcc_Q");
+        renamed += 1;
+        at += i + needed.len();
+    }
+    assert!(renamed > 0, "the memory plugin does not name libgcc_s.so.1");
+    write_scratch("missing-dependency.so", &bytes)
+}
+
 /// Every load-time failure case.
 pub fn failure_matrix() -> Vec<FailureCase> {
     let dir = scratch();
-    let not_a_library = dir.join("not-a-library.so");
-    std::fs::write(&not_a_library, "this is text, not a shared library\n")
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", not_a_library.display()));
+    let not_a_library = write_scratch("not-a-library.so", b"this is text, not a library\n");
     let misbehaving = plugin("ta-fixture-misbehaving");
-    vec![
+    let mut cases = vec![
         FailureCase {
             name: "path missing",
             path: dir.join("no-such-plugin.so"),
@@ -68,56 +128,100 @@ pub fn failure_matrix() -> Vec<FailureCase> {
             path: not_a_library,
             class: Some("Any"),
             step: 2,
-            reason: "not a loadable library",
+            reason: "not a shared library for this platform: not an object file",
+        },
+        FailureCase {
+            name: "truncated to 1 KB",
+            path: truncated_plugin(TRUNCATED_SIZES[0]),
+            class: Some("MemoryTaskPersistenceManager"),
+            step: 2,
+            reason: "truncated or damaged library",
+        },
+        FailureCase {
+            name: "truncated to 4 KB",
+            path: truncated_plugin(TRUNCATED_SIZES[1]),
+            class: Some("MemoryTaskPersistenceManager"),
+            step: 2,
+            reason: "truncated or damaged library",
+        },
+        FailureCase {
+            name: "truncated to 64 KB",
+            path: truncated_plugin(TRUNCATED_SIZES[2]),
+            class: Some("MemoryTaskPersistenceManager"),
+            step: 2,
+            reason: "truncated or damaged library",
+        },
+        FailureCase {
+            name: "truncated to 1 MB",
+            path: truncated_plugin(TRUNCATED_SIZES[3]),
+            class: Some("MemoryTaskPersistenceManager"),
+            step: 2,
+            reason: "truncated or damaged library",
         },
         FailureCase {
             name: "no root module",
             path: plugin("ta-fixture-no-root"),
             class: Some("Any"),
-            step: 3,
+            step: 4,
             reason: "not a ta-persistence plugin",
         },
         FailureCase {
             name: "incompatible layout",
             path: incompatible_plugin(),
             class: Some("Any"),
-            step: 4,
+            step: 5,
             reason: "mismatched type: expected u32, found u64",
         },
         FailureCase {
             name: "interface version",
             path: plugin("ta-fixture-bad-version"),
             class: Some("Any"),
-            step: 6,
+            step: 7,
             reason: "interface version 999 is not supported",
+        },
+        FailureCase {
+            name: "built with panic = abort",
+            path: panic_abort_plugin(),
+            class: Some("AbortingManager"),
+            step: 8,
+            reason: "built with panic = \"abort\", so a panic in it would end this process; rebuild it with panic = \"unwind\"",
         },
         FailureCase {
             name: "class not exported",
             path: misbehaving.clone(),
             class: Some("NoSuchManager"),
-            step: 7,
+            step: 9,
             reason: "it exports: FailingConstructor, PanickingConstructor, PanickingManager",
         },
         FailureCase {
             name: "class not set",
             path: misbehaving.clone(),
             class: None,
-            step: 7,
+            step: 9,
             reason: "TA_PERSISTENCE_CLASS is not set; it exports: FailingConstructor",
         },
         FailureCase {
             name: "constructor error",
             path: misbehaving.clone(),
             class: Some("FailingConstructor"),
-            step: 8,
+            step: 10,
             reason: "refusing to start",
         },
         FailureCase {
             name: "constructor panic",
             path: misbehaving,
             class: Some("PanickingConstructor"),
-            step: 8,
+            step: 10,
             reason: "panicked: constructor exploded",
         },
-    ]
+    ];
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    cases.push(FailureCase {
+        name: "a needed library is missing",
+        path: missing_dependency_plugin(),
+        class: Some("MemoryTaskPersistenceManager"),
+        step: 3,
+        reason: "not a loadable library: libgcc_Q.so.1: cannot open shared object file",
+    });
+    cases
 }

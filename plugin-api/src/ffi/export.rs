@@ -110,14 +110,16 @@ where
     }
 }
 
-/// Builds the root module. Used by [`export_plugin!`](crate::export_plugin).
+/// Builds the root module. Used by [`export_plugin!`](crate::export_plugin), which passes
+/// `cfg!(panic = "unwind")` as seen in the plugin crate.
 #[doc(hidden)]
 pub fn module(
     name: &'static str,
     version: &'static str,
+    panic_unwinds: bool,
     managers: Vec<ManagerEntry>,
 ) -> PluginModule_Ref {
-    module_with_version(INTERFACE_VERSION, name, version, managers)
+    module_with_version(INTERFACE_VERSION, name, version, panic_unwinds, managers)
 }
 
 /// Builds a root module claiming any interface version: for tests of the host's check.
@@ -126,6 +128,7 @@ pub fn module_with_version(
     interface_version: u32,
     name: &'static str,
     version: &'static str,
+    panic_unwinds: bool,
     managers: Vec<ManagerEntry>,
 ) -> PluginModule_Ref {
     // The root module lives as long as the library, which is never unloaded.
@@ -135,6 +138,7 @@ pub fn module_with_version(
         plugin_name: RStr::from_str(name),
         plugin_version: RStr::from_str(version),
         managers: RSlice::from_slice(managers),
+        panic_unwinds,
     }
     .leak_into_prefix()
 }
@@ -145,6 +149,11 @@ pub fn module_with_version(
 /// implement [`TaskPersistenceManager`](crate::TaskPersistenceManager) and
 /// [`FromConfig`](crate::ffi::FromConfig)). The class name the host selects with
 /// `TA_PERSISTENCE_CLASS` is the type's name, or the string given before `=>`.
+///
+/// The macro records whether the crate is built with `panic = "unwind"` (evaluated in the
+/// expansion, so in the plugin crate), and the host refuses a plugin built with
+/// `panic = "abort"`: only an unwinding panic can be turned into an error instead of
+/// ending the host's process.
 ///
 /// ```ignore
 /// ta_persistence_api::export_plugin! {
@@ -174,6 +183,7 @@ macro_rules! export_plugin {
             $crate::ffi::__private::module(
                 $name,
                 $version,
+                ::core::cfg!(panic = "unwind"),
                 ::std::vec![$($crate::ffi::__private::entry::<$ty>($class)),+],
             )
         }

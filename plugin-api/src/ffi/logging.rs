@@ -4,8 +4,14 @@
 //! never sees. So the plugin side installs a small subscriber that formats each event and
 //! hands `(level, target, message)` to the host's callback; the host re-emits it under the
 //! plugin's target. Events more verbose than the host records are dropped in the plugin.
+//!
+//! Both ends live here: `install` runs in the plugin (from the SDK's constructor), and
+//! `host_hooks` builds what the host hands the constructor (through
+//! [`ManagerEntry::construct`](super::ManagerEntry::construct)), with its `extern "C"`
+//! callback.
 
 use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::std_types::RStr;
@@ -57,6 +63,46 @@ pub(crate) fn install(hooks: HostHooks) {
     // host itself (in-process tests) it fails because the host has one: that is fine,
     // the host's own subscriber then sees the events directly.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The hooks the host hands a plugin's constructor: [`host_log`] as the log callback, and
+/// the most verbose level the host's subscriber records as the plugin-side filter.
+pub(crate) fn host_hooks() -> HostHooks {
+    HostHooks {
+        log: host_log,
+        max_level: tracing::level_filters::LevelFilter::current()
+            .into_level()
+            .map_or(0, level_code),
+    }
+}
+
+/// The host's log callback: re-emits one plugin event on the host's subscriber under the
+/// plugin's own target. Blocks on nothing but the subscriber.
+///
+/// A panic cannot leave an `extern "C"` function (the process would abort), so one raised
+/// by the host's subscriber is caught here and the event is dropped.
+extern "C" fn host_log(level: u8, target: RStr<'_>, message: RStr<'_>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let Some(level) = level_from_code(level) else {
+            return;
+        };
+        let level = match level {
+            Level::ERROR => log::Level::Error,
+            Level::WARN => log::Level::Warn,
+            Level::INFO => log::Level::Info,
+            Level::DEBUG => log::Level::Debug,
+            Level::TRACE => log::Level::Trace,
+        };
+        // Through `tracing-log` the event keeps the plugin's dynamic target, which a
+        // `tracing` macro (whose target must be a constant) could not.
+        let _ = tracing_log::format_trace(
+            &log::Record::builder()
+                .level(level)
+                .target(target.as_str())
+                .args(format_args!("{}", message.as_str()))
+                .build(),
+        );
+    }));
 }
 
 struct Bridge;

@@ -8,6 +8,8 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -113,17 +115,50 @@ fn some_doc(doc: Option<TaskDocument>) -> ROption<FfiDocument> {
     doc.map(FfiDocument::from).into()
 }
 
+/// A plugin's manager that is dropped under `catch_unwind`.
+///
+/// The last reference to a manager goes away on the plugin side, inside the function
+/// table's `extern "C"` drop or inside the drop of a future the host still held; a panic
+/// unwinding out of either would abort the host's process. So a `Drop` that panics is
+/// caught here and reported through the log bridge, and the host carries on.
+#[derive(Debug)]
+struct DropGuard<T>(ManuallyDrop<T>);
+
+impl<T> Deref for DropGuard<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Drop for DropGuard<T> {
+    fn drop(&mut self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the manager is dropped exactly once, here, and `self.0` is never
+            // used again: this is the guard's own drop.
+            unsafe { ManuallyDrop::drop(&mut self.0) }
+        }));
+        if let Err(payload) = outcome {
+            tracing::error!(
+                "the plugin's manager panicked while being dropped: {}",
+                panic_message(payload.as_ref())
+            );
+        }
+    }
+}
+
 /// The plugin side: a native manager behind the boundary's function table.
 #[derive(Debug)]
 pub struct Exported<T> {
-    inner: Arc<T>,
+    inner: Arc<DropGuard<T>>,
 }
 
 impl<T: TaskPersistenceManager> Exported<T> {
     /// Wraps a manager.
     pub fn new(manager: T) -> Self {
         Exported {
-            inner: Arc::new(manager),
+            inner: Arc::new(DropGuard(ManuallyDrop::new(manager))),
         }
     }
 

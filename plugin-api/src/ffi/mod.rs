@@ -28,12 +28,23 @@
 //!
 //! A panic in a constructor, in a method or inside a future is caught on the plugin side
 //! and returned as a `Plugin` error; a future that panics anyway is caught again on the
-//! host side. Nothing unwinds across the boundary. Plugins must keep `panic = "unwind"`.
+//! host side. A manager whose `Drop` panics is caught on the plugin side too, and the
+//! panic is logged through the log bridge. Nothing unwinds across the boundary.
+//!
+//! All of this needs `panic = "unwind"` in the plugin's build: with `panic = "abort"` the
+//! first panic ends the host's process before anything can catch it. The export macro
+//! records the strategy in the root module ([`PluginModule::panic_unwinds`]) and the host
+//! refuses a plugin built with `abort`, saying which profile setting to change.
 //!
 //! # When you change the interface, also…
 //!
 //! 1. add methods or module fields only at the end (they are prefix types), with a
-//!    default for libraries that lack them;
+//!    default for libraries that lack them. abi_stable's layout check accepts a library
+//!    whose root module has the host's fields or more, never fewer: a library built
+//!    before a new root-module field is refused at the layout step, so raise
+//!    [`MIN_INTERFACE_VERSION`] with it (the test beside [`PluginModule`] shows both
+//!    directions with a frozen copy; do the same before promising anything for the
+//!    manager's function table);
 //! 2. bump [`INTERFACE_VERSION`] and add a line to its history;
 //! 3. never change an existing field, parameter or `#[repr]` (a plugin built against the
 //!    old layout is refused at load with a layout error);

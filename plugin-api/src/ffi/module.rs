@@ -8,8 +8,9 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use abi_stable::{declare_root_module_statics, package_version_strings, StableAbi};
 
-use super::manager::FfiManagerBox;
+use super::manager::{FfiManagerBox, ForeignManager};
 use super::types::{FfiError, FfiVar, HostHooks};
+use crate::error::{Operation, PersistenceError};
 
 /// The version of the interface a plugin was built against, checked by the host at load.
 ///
@@ -18,10 +19,18 @@ use super::types::{FfiError, FfiVar, HostHooks};
 /// History:
 /// - 1: the first interface (create, load, update, delete, load_by_request_id,
 ///   load_with_etag, update_if_match, health, clear; documents cross as JSON).
-pub const INTERFACE_VERSION: u32 = 1;
+/// - 2: the root module records whether the plugin was built with `panic = "unwind"`
+///   ([`PluginModule::panic_unwinds`]); the host refuses a plugin built otherwise.
+pub const INTERFACE_VERSION: u32 = 2;
 
 /// The oldest interface version this host still loads.
-pub const MIN_INTERFACE_VERSION: u32 = 1;
+///
+/// Version 1 libraries are refused: their root module lacks the panic-strategy field, and
+/// abi_stable's layout check accepts a library whose prefix type has the host's fields or
+/// more, never fewer (so they already fail the layout check). That is also the safe
+/// answer: nothing tells whether such a library was built with `panic = "abort"`. Such a
+/// plugin needs only a rebuild against this crate.
+pub const MIN_INTERFACE_VERSION: u32 = 2;
 
 /// A manager's constructor: the host's `TA_*` variables and hooks in, a manager or an
 /// error out. It never unwinds.
@@ -37,6 +46,33 @@ pub struct ManagerEntry {
     /// Builds a manager of this class (a [`Constructor`]; spelled out because the
     /// layout derive reads function-pointer types only where they are written).
     pub new: extern "C" fn(RSlice<'_, FfiVar>, HostHooks) -> RResult<FfiManagerBox, FfiError>,
+}
+
+impl ManagerEntry {
+    /// Builds a manager of this class, for the host: calls the plugin's constructor with
+    /// the `TA_*` variables and the host's log bridge, and wraps the manager it returns in
+    /// a [`ForeignManager`] named `label` in logs.
+    ///
+    /// The constructor is `extern "C"`, so nothing can unwind out of it: the SDK's
+    /// constructor catches the plugin's panics and returns them as errors, which arrive
+    /// here as a `Plugin` error of operation `Construct`.
+    pub fn construct<'a>(
+        &self,
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+        label: impl Into<String>,
+    ) -> Result<ForeignManager, PersistenceError> {
+        let vars: Vec<FfiVar> = vars
+            .into_iter()
+            .map(|(name, value)| FfiVar {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect();
+        match (self.new)(RSlice::from_slice(&vars), super::logging::host_hooks()) {
+            RResult::ROk(manager) => Ok(ForeignManager::new(manager, label)),
+            RResult::RErr(err) => Err(err.into_error(Operation::Construct)),
+        }
+    }
 }
 
 /// The root module of a plugin library: who it is and which managers it exports.
@@ -57,6 +93,12 @@ pub struct PluginModule {
     /// The manager classes it exports.
     #[sabi(last_prefix_field)]
     pub managers: RSlice<'static, ManagerEntry>,
+    /// Whether the plugin crate was built with `panic = "unwind"`, as the export macro saw
+    /// it in that crate (interface 2 on). Only then can a panic inside the plugin become an
+    /// error: with `panic = "abort"` the first panic ends the host's process. A library
+    /// without the field (interface 1) reads as `false`: nothing says it unwinds.
+    #[sabi(missing_field(default))]
+    pub panic_unwinds: bool,
 }
 
 impl RootModule for PluginModule_Ref {
@@ -67,6 +109,12 @@ impl RootModule for PluginModule_Ref {
 }
 
 impl PluginModule_Ref {
+    /// Whether the plugin was built with `panic = "unwind"` (`false` also for a library
+    /// that does not say).
+    pub fn unwinds_on_panic(self) -> bool {
+        self.panic_unwinds()
+    }
+
     /// The entry of a class, if the plugin exports it.
     pub fn find(self, class: &str) -> Option<ManagerEntry> {
         self.managers()
@@ -91,6 +139,71 @@ impl std::fmt::Debug for PluginModule {
             .field("plugin_name", &self.plugin_name)
             .field("plugin_version", &self.plugin_version)
             .field("managers", &self.managers)
+            .field("panic_unwinds", &self.panic_unwinds)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+    use abi_stable::StableAbi;
+
+    /// The root module as interface 1 declared it, frozen.
+    mod v1 {
+        #![allow(non_camel_case_types, dead_code, unreachable_pub)]
+        use super::super::ManagerEntry;
+        use abi_stable::std_types::{RSlice, RStr};
+        use abi_stable::StableAbi;
+
+        #[repr(C)]
+        #[derive(StableAbi)]
+        #[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
+        #[sabi(missing_field(panic))]
+        pub struct PluginModule {
+            pub interface_version: u32,
+            pub plugin_name: RStr<'static>,
+            pub plugin_version: RStr<'static>,
+            #[sabi(last_prefix_field)]
+            pub managers: RSlice<'static, ManagerEntry>,
+        }
+    }
+
+    /// The same, with a field changed in place: what the checklist forbids.
+    mod changed {
+        #![allow(non_camel_case_types, dead_code, unreachable_pub)]
+        use super::super::ManagerEntry;
+        use abi_stable::std_types::{RSlice, RStr};
+        use abi_stable::StableAbi;
+
+        #[repr(C)]
+        #[derive(StableAbi)]
+        #[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
+        #[sabi(missing_field(panic))]
+        pub struct PluginModule {
+            pub interface_version: u64,
+            pub plugin_name: RStr<'static>,
+            pub plugin_version: RStr<'static>,
+            #[sabi(last_prefix_field)]
+            pub managers: RSlice<'static, ManagerEntry>,
+        }
+    }
+
+    #[test]
+    fn the_panic_field_is_a_compatible_addition_in_abi_stable_terms() {
+        let current = <super::PluginModule_Ref as StableAbi>::LAYOUT;
+        let v1 = <v1::PluginModule_Ref as StableAbi>::LAYOUT;
+        // A host built before the field can check a library built with it (and then
+        // refuses it by interface version, with a clear message)...
+        check_layout_compatibility(v1, current)
+            .unwrap_or_else(|e| panic!("a newer library passes an older host's check: {e}"));
+        // ...but a library without the field fails this host's layout check, which is why
+        // `MIN_INTERFACE_VERSION` is 2.
+        assert!(check_layout_compatibility(current, v1).is_err());
+        assert_eq!(super::MIN_INTERFACE_VERSION, 2);
+        // A field changed in place is refused in both directions.
+        let changed = <changed::PluginModule_Ref as StableAbi>::LAYOUT;
+        assert!(check_layout_compatibility(v1, changed).is_err());
+        assert!(check_layout_compatibility(current, changed).is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! - `FailingConstructor`: its constructor returns an error;
 //! - `PanickingConstructor`: its constructor panics;
 //! - `PanickingManager`: works, except that `create` of task `panic-now` panics before
-//!   returning a future and `load` of task `panic-later` panics while being polled.
+//!   returning a future and `load` of task `panic-later` panics while being polled;
+//! - `PanickingDrop`: a working `PanickingManager` whose `Drop` panics.
 #![allow(clippy::panic)]
 
 use std::collections::HashMap;
@@ -41,6 +42,53 @@ pub struct PanickingManager {
 impl FromConfig for PanickingManager {
     fn from_config(_: &PluginConfig) -> std::result::Result<Self, BoxError> {
         Ok(Self::default())
+    }
+}
+
+/// A `PanickingManager` that panics when it is dropped.
+#[derive(Debug, Default)]
+pub struct PanickingDrop(PanickingManager);
+
+impl FromConfig for PanickingDrop {
+    fn from_config(_: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        Ok(Self::default())
+    }
+}
+
+impl Drop for PanickingDrop {
+    fn drop(&mut self) {
+        panic!("drop exploded");
+    }
+}
+
+#[async_trait]
+impl TaskPersistenceManager for PanickingDrop {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        self.0.create(task).await
+    }
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        self.0.load(task_id).await
+    }
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        self.0.update(task).await
+    }
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        self.0.delete(task_id).await
+    }
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        self.0.load_by_request_id(request_id).await
+    }
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        self.0.load_with_etag(task_id).await
+    }
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        self.0.update_if_match(task, etag).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.0.health().await
+    }
+    async fn clear(&self) -> Result<u64> {
+        self.0.clear().await
     }
 }
 
@@ -152,5 +200,6 @@ ta_persistence_api::export_plugin! {
         "FailingConstructor" => Unconstructible<false>,
         "PanickingConstructor" => Unconstructible<true>,
         "PanickingManager" => PanickingManager,
+        "PanickingDrop" => PanickingDrop,
     ],
 }
