@@ -116,7 +116,9 @@ impl fmt::Display for ActiveBackend {
 }
 
 /// How a fallback is announced.
-const FALLBACK: &str = "built-in in-memory store, as a FALLBACK: the configured persistence plugin failed and tasks will not survive a restart";
+const FALLBACK: &str = "built-in in-memory store (FALLBACK: the configured plugin failed; tasks will not survive a restart)";
+/// The fallback's log message.
+const FALLING_BACK: &str = "persistence plugin failed; falling back to the built-in in-memory store (tasks will not survive a restart)";
 
 /// Why a factory could not be built.
 ///
@@ -240,8 +242,8 @@ impl PersistenceFactory {
                 Err(FactoryError::Plugin(reason))
             }
             Err(reason) => {
-                error!(%reason, "persistence plugin failed; falling back to the built-in in-memory store (tasks will not survive a restart)");
-                to_stderr_if_unlogged("error", &format!("{FALLBACK}: {reason}"));
+                error!(%reason, "{FALLING_BACK}");
+                to_stderr_if_unlogged("error", &format!("{FALLING_BACK}: {reason}"));
                 let active = ActiveBackend::Fallback {
                     path,
                     class: config.class.clone(),
