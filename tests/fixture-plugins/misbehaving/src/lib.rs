@@ -3,8 +3,15 @@
 //! - `FailingConstructor`: its constructor returns an error;
 //! - `PanickingConstructor`: its constructor panics;
 //! - `PanickingManager`: works, except that `create` of task `panic-now` panics before
-//!   returning a future and `load` of task `panic-later` panics while being polled.
+//!   returning a future and `load` of task `panic-later` panics while being polled;
+//! - `HangingManager` and `SlowConstructor`: methods that never complete, and a
+//!   constructor that blocks ([`hanging`]);
+//! - `WrongAnswers`: reads that return another task than the one asked for
+//!   ([`wrong_answers`]).
 #![allow(clippy::panic)]
+
+pub mod hanging;
+pub mod wrong_answers;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -152,5 +159,8 @@ ta_persistence_api::export_plugin! {
         "FailingConstructor" => Unconstructible<false>,
         "PanickingConstructor" => Unconstructible<true>,
         "PanickingManager" => PanickingManager,
+        "HangingManager" => hanging::Hanging<false>,
+        "SlowConstructor" => hanging::Hanging<true>,
+        "WrongAnswers" => wrong_answers::WrongAnswers,
     ],
 }
