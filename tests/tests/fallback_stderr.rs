@@ -172,3 +172,20 @@ fn with_a_subscriber_the_fallback_is_logged_and_not_written_again() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_readme_shows_the_example_these_tests_run() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let example =
+        std::fs::read_to_string(workspace_root().join("host/examples/quickstart.rs")).unwrap();
+    let start = readme
+        .find("```rust\n")
+        .expect("the README has a Rust example")
+        + 8;
+    let len = readme[start..].find("```").expect("the example ends");
+    let snippet = &readme[start..start + len];
+    assert!(
+        example.contains(snippet),
+        "README's first example differs from host/examples/quickstart.rs:\n{snippet}"
+    );
+}
