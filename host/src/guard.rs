@@ -24,6 +24,7 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::task::Poll;
 use std::time::Duration;
 
 use ta_persistence_api::async_trait;
@@ -268,6 +269,13 @@ pub(crate) struct Elapsed;
 
 /// Runs `fut` until it completes or `limit` passes, on any executor.
 pub(crate) async fn deadline<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    // A call into an in-process store usually finishes at its first poll: it needs no
+    // timer, which is most of this function's cost.
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    if let Poll::Ready(out) = first {
+        return Ok(out);
+    }
     let timed = if tokio::runtime::Handle::try_current().is_ok() {
         tokio::time::timeout(limit, fut)
     } else if let Some(timer) = timer() {
@@ -312,7 +320,7 @@ fn timer() -> Option<&'static tokio::runtime::Handle> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Wake, Waker};
 
     use super::*;
     use crate::memory::InMemoryPersistenceManager;
