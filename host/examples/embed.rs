@@ -18,9 +18,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 
-    // One factory per process; every caller shares its manager.
-    let factory = PersistenceFactory::from_env()?;
-    println!("backend: {}", factory.active_backend().kind());
+    // One factory per process; every caller shares its manager. The async constructor
+    // loads a plugin on a thread of its own, so the runtime's workers never block.
+    let factory = PersistenceFactory::from_env_async().await?;
+    // One line: the store in use, or the fallback and its reason.
+    println!("persistence: {}", factory.active_backend());
     let store = factory.get_persistence_manager();
 
     // A chat turn that pauses for a human decision.

@@ -5,13 +5,29 @@
 //! | `TA_PERSISTENCE_MODULE` | path of a plugin library (`.so`, `.dylib`, `.dll`); unset: the built-in in-memory store |
 //! | `TA_PERSISTENCE_CLASS` | the manager the library exports (required with a module) |
 //! | `TA_PERSISTENCE_STRICT` | `true`: refuse to start when the plugin fails instead of falling back to memory (default `false`) |
+//! | `TA_PERSISTENCE_TIMEOUT_MS` | the host's deadline, in milliseconds, on loading and constructing a plugin and on each call into it (default [`DEFAULT_TIMEOUT`], 30 s; at most one hour) |
 //!
 //! Every `TA_*` variable is also handed to the plugin's constructor, which reads its own
 //! (the Redis plugin reads `TA_REDIS_*`). A malformed value is an error, never a silent
 //! default.
+//!
+//! # Misspelled variables
+//!
+//! `TA_PERSISTENCE_*` is the host's namespace, so a variable there that the host does not
+//! know is a mistake, and so is a name that is a near miss of one it knows
+//! (`TA_PERSISTANCE_MODULE`, `TA_PERSISTENCE_MODUL`, `ta_persistence_module`): each is
+//! reported as a [`ConfigWarning`] naming the variable it was probably meant to be. A
+//! near miss is a name within [`MAX_TYPO_DISTANCE`] edits (insertions, deletions,
+//! substitutions or swaps of two neighbours, after upper-casing and reading `-` as `_`)
+//! of a known variable, or one whose first 15 characters are that close to the
+//! `TA_PERSISTENCE_` prefix. Without `TA_PERSISTENCE_STRICT` these are warnings; with it
+//! they are start-up errors, as is a `TA_PERSISTENCE_CLASS` without a
+//! `TA_PERSISTENCE_MODULE` (a plugin was meant, none can be loaded).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A configuration value that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +43,77 @@ pub enum ConfigError {
         /// What is accepted instead.
         reason: String,
     },
+    /// `TA_PERSISTENCE_STRICT` is set and the configuration has a problem that would
+    /// otherwise only be a warning.
+    #[error("{0} (refused because TA_PERSISTENCE_STRICT is set)")]
+    Strict(ConfigWarning),
+}
+
+/// A configuration problem that is a warning by default and a start-up error with
+/// `TA_PERSISTENCE_STRICT=true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    /// A variable that looks meant for the host but is not one it reads.
+    UnknownVariable {
+        /// The variable as it is spelled in the environment.
+        name: String,
+        /// The known variable it is probably meant to be.
+        suggestion: Option<&'static str>,
+    },
+    /// `TA_PERSISTENCE_CLASS` is set but `TA_PERSISTENCE_MODULE` is not: a plugin was
+    /// meant, and the built-in in-memory store serves instead.
+    ClassWithoutModule {
+        /// The configured class.
+        class: String,
+        /// A variable that looks like a misspelled `TA_PERSISTENCE_MODULE`.
+        misspelled_module: Option<String>,
+    },
+}
+
+impl ConfigWarning {
+    /// The variable the warning is about.
+    pub fn variable(&self) -> &str {
+        match self {
+            ConfigWarning::UnknownVariable { name, .. } => name,
+            ConfigWarning::ClassWithoutModule { .. } => CLASS_VAR,
+        }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::UnknownVariable {
+                name,
+                suggestion: Some(known),
+            } => write!(
+                f,
+                "{name:?} is not a variable the host reads; did you mean {known}?"
+            ),
+            ConfigWarning::UnknownVariable {
+                name,
+                suggestion: None,
+            } => write!(
+                f,
+                "{name:?} is not a variable the host reads (it reads {})",
+                KNOWN_VARS.join(", ")
+            ),
+            ConfigWarning::ClassWithoutModule {
+                class,
+                misspelled_module,
+            } => {
+                write!(
+                    f,
+                    "{CLASS_VAR}={class:?} is set but {MODULE_VAR} is not, so no plugin can be loaded and the built-in in-memory store serves (tasks will not survive a restart)"
+                )?;
+                match misspelled_module {
+                    Some(name) => write!(f, "; {name:?} looks like a misspelled {MODULE_VAR}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 /// The variable that names the plugin library.
@@ -35,9 +122,24 @@ pub const MODULE_VAR: &str = "TA_PERSISTENCE_MODULE";
 pub const CLASS_VAR: &str = "TA_PERSISTENCE_CLASS";
 /// The variable that turns the fallback into a start-up error.
 pub const STRICT_VAR: &str = "TA_PERSISTENCE_STRICT";
+/// The variable that sets the host's deadline on plugin calls and construction.
+pub const TIMEOUT_VAR: &str = "TA_PERSISTENCE_TIMEOUT_MS";
+/// Every `TA_PERSISTENCE_*` variable the host reads.
+pub const KNOWN_VARS: [&str; 4] = [MODULE_VAR, CLASS_VAR, STRICT_VAR, TIMEOUT_VAR];
+
+/// The host's deadline when `TA_PERSISTENCE_TIMEOUT_MS` is not set: long enough that a
+/// plugin's own limits (the Redis plugin's `TA_REDIS_TIMEOUT_MS`, 5 s) fire first with
+/// a more precise error, short enough that a hung plugin is noticed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest deadline accepted: a longer one is no protection against a hang.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How many edits away from a known name a variable still counts as a misspelling of it.
+pub const MAX_TYPO_DISTANCE: usize = 2;
+/// The host's namespace.
+const PREFIX: &str = "TA_PERSISTENCE_";
 
 /// Which backend to use and how to treat its failure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// The plugin library, if one is configured.
@@ -46,8 +148,40 @@ pub struct Config {
     pub class: Option<String>,
     /// Refuse to start (instead of falling back to memory) when the plugin fails.
     pub strict: bool,
+    /// The host's deadline on loading and constructing the plugin, and on each call into
+    /// it.
+    pub timeout: Duration,
     /// Every `TA_*` variable, handed to the plugin's constructor.
     pub vars: BTreeMap<String, String>,
+    /// Variables that look like misspellings of the host's (found by `from_vars`).
+    misspelled: Vec<ConfigWarning>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            module: None,
+            class: None,
+            strict: false,
+            timeout: DEFAULT_TIMEOUT,
+            vars: BTreeMap::new(),
+            misspelled: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    // Values may be secrets (a Redis password): show only the names of `vars`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("module", &self.module)
+            .field("class", &self.class)
+            .field("strict", &self.strict)
+            .field("timeout", &self.timeout)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("misspelled", &self.misspelled)
+            .finish()
+    }
 }
 
 impl Config {
@@ -59,18 +193,25 @@ impl Config {
         )
     }
 
-    /// Reads a set of variables (only the `TA_*` ones are kept).
+    /// Reads a set of variables (only the `TA_*` ones are kept; every name is checked
+    /// for a misspelling of the host's variables).
+    ///
+    /// With `TA_PERSISTENCE_STRICT=true`, a [`ConfigWarning`] is an error.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
+        let mut misspelled = Vec::new();
         let vars: BTreeMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
+            .inspect(|(k, _)| misspelled.extend(misspelling(k)))
             .filter(|(k, _)| k.starts_with("TA_"))
             .collect();
+        // The environment's order is arbitrary; report in a stable one.
+        misspelled.sort_by(|a, b| a.variable().cmp(b.variable()));
         let module = match vars.get(MODULE_VAR) {
             None => None,
             Some(v) if v.trim().is_empty() => {
@@ -93,12 +234,50 @@ impl Config {
             None => false,
             Some(v) => parse_bool(STRICT_VAR, v)?,
         };
-        Ok(Config {
+        let timeout = match vars.get(TIMEOUT_VAR) {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => parse_timeout(TIMEOUT_VAR, v)?,
+        };
+        let config = Config {
             module,
             class,
             strict,
+            timeout,
             vars,
-        })
+            misspelled,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The configuration's problems: misspelled variables, and a class without a module.
+    pub fn warnings(&self) -> Vec<ConfigWarning> {
+        let mut out = Vec::new();
+        if let (None, Some(class)) = (&self.module, &self.class) {
+            let misspelled_module = self.misspelled.iter().find_map(|w| match w {
+                ConfigWarning::UnknownVariable {
+                    name,
+                    suggestion: Some(MODULE_VAR),
+                } => Some(name.clone()),
+                _ => None,
+            });
+            out.push(ConfigWarning::ClassWithoutModule {
+                class: class.clone(),
+                misspelled_module,
+            });
+        }
+        out.extend(self.misspelled.iter().cloned());
+        out
+    }
+
+    /// The warnings of a usable configuration; with [`Config::strict`], the first warning
+    /// as an error instead.
+    pub fn check(&self) -> Result<Vec<ConfigWarning>, ConfigError> {
+        let warnings = self.warnings();
+        match warnings.first() {
+            Some(first) if self.strict => Err(ConfigError::Strict(first.clone())),
+            _ => Ok(warnings),
+        }
     }
 
     /// A configuration that selects a plugin library and class.
@@ -111,8 +290,8 @@ impl Config {
         Config {
             module: Some(module),
             class: Some(class),
-            strict: false,
             vars,
+            ..Config::default()
         }
     }
 
@@ -120,6 +299,14 @@ impl Config {
     pub fn with_strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self.vars.insert(STRICT_VAR.to_owned(), strict.to_string());
+        self
+    }
+
+    /// The same configuration with another deadline on plugin calls and construction.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.vars
+            .insert(TIMEOUT_VAR.to_owned(), timeout.as_millis().to_string());
         self
     }
 
@@ -137,6 +324,78 @@ pub fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err(invalid(name, value, "expected true or false")),
     }
+}
+
+/// Parses a deadline in milliseconds: a whole number from 1 to one hour's worth.
+pub fn parse_timeout(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    let reason = format!(
+        "expected a whole number of milliseconds from 1 to {}",
+        MAX_TIMEOUT.as_millis()
+    );
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms >= 1 && u128::from(ms) <= MAX_TIMEOUT.as_millis() => {
+            Ok(Duration::from_millis(ms))
+        }
+        _ => Err(invalid(name, value, &reason)),
+    }
+}
+
+/// Whether `name` looks like a misspelling of one of the host's variables, and of which.
+fn misspelling(name: &str) -> Option<ConfigWarning> {
+    if KNOWN_VARS.contains(&name) {
+        return None;
+    }
+    // Case and `-` for `_` count as no edit at all: both are easy slips, and both make
+    // the variable invisible to the host.
+    let normal: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    let nearest = KNOWN_VARS
+        .iter()
+        .map(|known| (strsim::osa_distance(&normal, known), *known))
+        .min()
+        .filter(|(distance, _)| *distance <= MAX_TYPO_DISTANCE);
+    if let Some((_, known)) = nearest {
+        return Some(ConfigWarning::UnknownVariable {
+            name: name.to_owned(),
+            suggestion: Some(known),
+        });
+    }
+    // The prefix itself, possibly misspelled, followed by anything: compare the name's
+    // first characters (as many as the prefix has, give or take the allowed edits). The
+    // rest may still be a known name shortened or lengthened (`..._TIMEOUT` for
+    // `..._TIMEOUT_MS`, `..._MODULE_PATH` for `..._MODULE`).
+    let chars: Vec<char> = normal.chars().collect();
+    let width = PREFIX.len();
+    let (_, len) = (width - MAX_TYPO_DISTANCE..=width + MAX_TYPO_DISTANCE)
+        .filter_map(|len| {
+            let head: String = chars.get(..len)?.iter().collect();
+            Some((
+                strsim::osa_distance(&head, PREFIX),
+                len.abs_diff(width),
+                len,
+            ))
+        })
+        .min()
+        .filter(|(distance, _, _)| *distance <= MAX_TYPO_DISTANCE)
+        .map(|(distance, _, len)| (distance, len))?;
+    let rest: String = chars[len..].iter().collect();
+    let suggestion = KNOWN_VARS.into_iter().find(|known| {
+        let known = &known[width..];
+        !rest.is_empty() && (known.starts_with(&rest) || rest.starts_with(known))
+    });
+    Some(ConfigWarning::UnknownVariable {
+        name: name.to_owned(),
+        suggestion,
+    })
 }
 
 fn invalid(name: &str, value: &str, reason: &str) -> ConfigError {
@@ -180,5 +439,149 @@ mod tests {
         let c = Config::from_vars([(MODULE_VAR, "/x/libp.so"), (CLASS_VAR, "Mgr")]).unwrap();
         assert_eq!(c.module, Some(PathBuf::from("/x/libp.so")));
         assert_eq!(c.class.as_deref(), Some("Mgr"));
+    }
+
+    fn suggestion_for(name: &str) -> Option<Option<&'static str>> {
+        let c = Config::from_vars([(name, "x")]).unwrap();
+        match c.warnings().as_slice() {
+            [] => None,
+            [ConfigWarning::UnknownVariable {
+                name: n,
+                suggestion,
+            }] => {
+                assert_eq!(n, name);
+                Some(*suggestion)
+            }
+            other => panic!("{name}: unexpected warnings {other:?}"),
+        }
+    }
+
+    #[test]
+    fn near_misses_of_known_variables_name_the_intended_one() {
+        for (typo, meant) in [
+            ("TA_PERSISTANCE_MODULE", MODULE_VAR),
+            ("TA_PERSISTENCE_MODUL", MODULE_VAR),
+            ("TA_PERSISTENCE_MODLUE", MODULE_VAR),
+            ("ta_persistence_module", MODULE_VAR),
+            ("TA-PERSISTENCE-CLASS", CLASS_VAR),
+            ("TA_PERSITENCE_CLASS", CLASS_VAR),
+            ("TA_PERSISTENCE_STRICTT", STRICT_VAR),
+            ("TA_PERSISTENCE_TIMEOUT", TIMEOUT_VAR),
+            ("TAPERSISTENCE_TIMEOUT_MS", TIMEOUT_VAR),
+        ] {
+            assert_eq!(suggestion_for(typo), Some(Some(meant)), "{typo}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_in_the_namespace_or_a_misspelled_one_are_reported() {
+        assert_eq!(suggestion_for("TA_PERSISTENCE_BACKEND"), Some(None));
+        assert_eq!(
+            suggestion_for("TA_PERSISTENCE_MODULE_PATH"),
+            Some(Some(MODULE_VAR))
+        );
+        assert_eq!(suggestion_for("TA_PERSISTANCE_BACKEND"), Some(None));
+        assert_eq!(suggestion_for("TA_PERSISTENSE_URL"), Some(None));
+        // Other variables, in TA_ or not, are not the host's business.
+        for other in [
+            "TA_REDIS_HOST",
+            "TA_PLUGIN_MODULE",
+            "TA_TYPES_MODULE",
+            "TA_SERVICE_CONFIG",
+            "PATH",
+            "TA_PERSIST",
+        ] {
+            assert_eq!(suggestion_for(other), None, "{other}");
+        }
+        for known in KNOWN_VARS {
+            let value = if known == STRICT_VAR { "false" } else { "1" };
+            let c = Config::from_vars([(known, value)]).unwrap();
+            assert!(
+                c.warnings()
+                    .iter()
+                    .all(|w| !matches!(w, ConfigWarning::UnknownVariable { .. })),
+                "{known}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_turns_warnings_into_errors() {
+        let e = Config::from_vars([(STRICT_VAR, "true"), ("TA_PERSISTENCE_MODUL", "/x/l.so")])
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Strict(ConfigWarning::UnknownVariable {
+                    suggestion: Some(MODULE_VAR),
+                    ..
+                })
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("did you mean TA_PERSISTENCE_MODULE"),
+            "{e}"
+        );
+        let c = Config::from_vars([("TA_PERSISTENCE_MODUL", "/x/l.so")]).unwrap();
+        assert_eq!(c.module, None);
+        assert_eq!(c.warnings().len(), 1);
+    }
+
+    #[test]
+    fn strict_refuses_a_class_without_a_module_and_names_the_misspelling() {
+        let e = Config::from_vars([
+            (STRICT_VAR, "true"),
+            (CLASS_VAR, "RedisTaskPersistenceManager"),
+            ("TA_PERSISTANCE_MODULE", "/x/l.so"),
+        ])
+        .unwrap_err();
+        let ConfigError::Strict(ConfigWarning::ClassWithoutModule {
+            misspelled_module, ..
+        }) = &e
+        else {
+            panic!("expected a class without a module, got {e}");
+        };
+        assert_eq!(misspelled_module.as_deref(), Some("TA_PERSISTANCE_MODULE"));
+        assert!(e.to_string().contains("TA_PERSISTANCE_MODULE"), "{e}");
+        let e = Config::from_vars([(STRICT_VAR, "1"), (CLASS_VAR, "X")]).unwrap_err();
+        assert!(
+            e.to_string().contains("TA_PERSISTENCE_MODULE is not"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_timeout_is_parsed_strictly() {
+        assert_eq!(Config::default().timeout, DEFAULT_TIMEOUT);
+        let c = Config::from_vars([(TIMEOUT_VAR, " 250 ")]).unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        let c = Config::from_vars([(TIMEOUT_VAR, "3600000")]).unwrap();
+        assert_eq!(c.timeout, MAX_TIMEOUT);
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "5s",
+            "",
+            "3600001",
+            "99999999999999999999",
+        ] {
+            let e = Config::from_vars([(TIMEOUT_VAR, bad)]).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { name, .. } if name == TIMEOUT_VAR),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_values() {
+        let c = Config::from_vars([("TA_REDIS_PWD", "hunter2")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("TA_REDIS_PWD") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

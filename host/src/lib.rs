@@ -11,7 +11,10 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ta_persistence::PersistenceFactory;
 //!
-//! let factory = PersistenceFactory::from_env()?;
+//! // Loads a plugin off the async runtime's threads, under TA_PERSISTENCE_TIMEOUT_MS.
+//! let factory = PersistenceFactory::from_env_async().await?;
+//! // One line that says which store serves, and why, if it is a fallback.
+//! println!("persistence: {}", factory.active_backend());
 //! let store = factory.get_persistence_manager();
 //! let task = store.load("task-1").await?;
 //! # Ok(()) }
@@ -21,12 +24,14 @@
 pub mod bench;
 pub mod config;
 pub mod factory;
+pub mod guard;
 pub mod heap;
 pub mod loader;
 pub mod memory;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigWarning};
 pub use factory::{get_persistence_manager, ActiveBackend, FactoryError, PersistenceFactory};
+pub use guard::GuardedManager;
 pub use loader::LoadError;
 pub use memory::{InMemoryPersistenceManager, MemoryStats};
 pub use ta_persistence_api as api;

@@ -5,7 +5,14 @@
 //! - `PanickingManager`: works, except that `create` of task `panic-now` panics before
 //!   returning a future and `load` of task `panic-later` panics while being polled;
 //! - `PanickingDrop`: a working `PanickingManager` whose `Drop` panics.
+//! - `HangingManager` and `SlowConstructor`: methods that never complete, and a
+//!   constructor that blocks ([`hanging`]);
+//! - `WrongAnswers`: reads that return another task than the one asked for
+//!   ([`wrong_answers`]).
 #![allow(clippy::panic)]
+
+pub mod hanging;
+pub mod wrong_answers;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -201,5 +208,8 @@ ta_persistence_api::export_plugin! {
         "PanickingConstructor" => Unconstructible<true>,
         "PanickingManager" => PanickingManager,
         "PanickingDrop" => PanickingDrop,
+        "HangingManager" => hanging::Hanging<false>,
+        "SlowConstructor" => hanging::Hanging<true>,
+        "WrongAnswers" => wrong_answers::WrongAnswers,
     ],
 }

@@ -1,0 +1,394 @@
+//! `GuardedManager`: a plugin's manager as the host serves it, with a deadline on every
+//! call and each answer checked against the question.
+//!
+//! A plugin is foreign code: it can hang (a lost connection it never gives up on) or
+//! answer wrongly (a `load("a")` that returns task `b`). Neither may reach the
+//! application as a success, so the factory wraps every plugin manager in this adapter:
+//!
+//! - **Deadline.** Every call that does not finish within the deadline
+//!   (`TA_PERSISTENCE_TIMEOUT_MS`) fails with [`PersistenceError::Timeout`] naming the
+//!   operation and id, and the plugin's future is dropped. The outcome of a *write* that
+//!   timed out is unknown: the plugin may have applied it, or may still apply it. The
+//!   deadline covers a future that does not complete; it cannot interrupt a plugin that
+//!   blocks its thread inside a single poll (that is a bug in the plugin, which blocks one
+//!   of the application's worker threads until it returns).
+//! - **Answers.** `load` and `load_with_etag` must return the task asked for, and
+//!   `load_by_request_id` a task holding an item with that request id; anything else is a
+//!   [`PersistenceError::Plugin`] naming both ids. The document methods check the
+//!   document's indexed fields (no parsing); the typed methods check the decoded task,
+//!   which also catches a document whose fields disagree with its JSON.
+//!
+//! The deadline runs on the caller's tokio runtime when there is one (it must have its
+//! timer enabled, as `#[tokio::main]` and `#[tokio::test]` do); a caller on another
+//! executor gets a small timer thread of the host's own.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::task::Poll;
+use std::time::Duration;
+
+use ta_persistence_api::async_trait;
+use ta_persistence_api::ffi::ForeignManager;
+use ta_persistence_api::{
+    AgentTask, ETag, Operation, PersistenceError, Result, TaskDocument, TaskPersistenceManager,
+    Versioned,
+};
+use tracing::warn;
+
+/// A manager whose every call has a deadline and whose answers are checked (see the
+/// module doc).
+pub struct GuardedManager<M = ForeignManager> {
+    inner: M,
+    label: String,
+    deadline: Duration,
+}
+
+impl<M> std::fmt::Debug for GuardedManager<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedManager")
+            .field("label", &self.label)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: TaskPersistenceManager> GuardedManager<M> {
+    /// Wraps `inner`; `label` names it in errors and logs (e.g. `plugin-name/ClassName`).
+    pub fn new(inner: M, label: impl Into<String>, deadline: Duration) -> Self {
+        GuardedManager {
+            inner,
+            label: label.into(),
+            deadline,
+        }
+    }
+
+    /// The deadline on each call.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The wrapped manager.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+
+    /// Runs one call under the deadline.
+    async fn within<T>(
+        &self,
+        op: Operation,
+        id: &str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match deadline(self.deadline, call).await {
+            Ok(result) => result,
+            Err(Elapsed) => {
+                // Hand-over point for an "outcome unknown" mark on writes (create, update,
+                // delete, clear): the plugin may still apply them.
+                warn!(plugin = %self.label, op = %op, id = ?id, after_ms = self.deadline.as_millis(), "plugin call did not finish in time; abandoned");
+                Err(PersistenceError::Timeout {
+                    op,
+                    id: id.to_owned(),
+                    after: self.deadline,
+                })
+            }
+        }
+    }
+
+    /// A `Plugin` error for an answer that is not about what was asked.
+    fn wrong_answer(&self, op: Operation, asked: &str, what: String) -> PersistenceError {
+        warn!(plugin = %self.label, op = %op, id = ?asked, "{what}");
+        PersistenceError::plugin(
+            op,
+            asked,
+            format!("{} broke the interface contract: {what}", self.label),
+        )
+    }
+
+    fn check_task_id(&self, op: Operation, asked: &str, got: &str) -> Result<()> {
+        if got == asked {
+            return Ok(());
+        }
+        Err(self.wrong_answer(
+            op,
+            asked,
+            format!("asked for task {asked:?}, it returned task {got:?}"),
+        ))
+    }
+
+    fn check_request_id(
+        &self,
+        asked: &str,
+        task_id: &str,
+        mut request_ids: impl Iterator<Item = impl AsRef<str>>,
+    ) -> Result<()> {
+        if request_ids.any(|r| r.as_ref() == asked) {
+            return Ok(());
+        }
+        Err(self.wrong_answer(
+            Operation::LoadByRequestId,
+            asked,
+            format!("asked for request id {asked:?}, it returned task {task_id:?}, which holds no item with that request id"),
+        ))
+    }
+}
+
+#[async_trait]
+impl<M: TaskPersistenceManager> TaskPersistenceManager for GuardedManager<M> {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        let id = task.task_id.clone();
+        self.within(Operation::Create, &id, self.inner.create(task))
+            .await
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        let found = self
+            .within(Operation::Load, task_id, self.inner.load(task_id))
+            .await?;
+        if let Some(task) = &found {
+            self.check_task_id(Operation::Load, task_id, &task.task_id)?;
+        }
+        Ok(found)
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        let id = task.task_id.clone();
+        self.within(Operation::Update, &id, self.inner.update(task))
+            .await
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        self.within(Operation::Delete, task_id, self.inner.delete(task_id))
+            .await
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        let op = Operation::LoadByRequestId;
+        let found = self
+            .within(op, request_id, self.inner.load_by_request_id(request_id))
+            .await?;
+        if let Some(task) = &found {
+            let held = task.items.iter().map(|item| item.request_id.as_str());
+            self.check_request_id(request_id, &task.task_id, held)?;
+        }
+        Ok(found)
+    }
+
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        let found = self
+            .within(Operation::Load, task_id, self.inner.load_with_etag(task_id))
+            .await?;
+        if let Some(v) = &found {
+            self.check_task_id(Operation::Load, task_id, &v.value.task_id)?;
+        }
+        Ok(found)
+    }
+
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        let id = task.task_id.clone();
+        self.within(
+            Operation::Update,
+            &id,
+            self.inner.update_if_match(task, etag),
+        )
+        .await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.within(Operation::Health, "", self.inner.health())
+            .await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.within(Operation::Clear, "", self.inner.clear()).await
+    }
+
+    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
+        let id = doc.task_id().to_owned();
+        self.within(Operation::Create, &id, self.inner.create_document(doc))
+            .await
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        let found = self
+            .within(Operation::Load, task_id, self.inner.load_document(task_id))
+            .await?;
+        if let Some(doc) = &found {
+            self.check_task_id(Operation::Load, task_id, doc.task_id())?;
+        }
+        Ok(found)
+    }
+
+    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
+        let id = doc.task_id().to_owned();
+        self.within(Operation::Update, &id, self.inner.update_document(doc))
+            .await
+    }
+
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        let op = Operation::LoadByRequestId;
+        let found = self
+            .within(
+                op,
+                request_id,
+                self.inner.load_document_by_request_id(request_id),
+            )
+            .await?;
+        if let Some(doc) = &found {
+            self.check_request_id(request_id, doc.task_id(), doc.request_ids().iter())?;
+        }
+        Ok(found)
+    }
+
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>> {
+        let found = self
+            .within(
+                Operation::Load,
+                task_id,
+                self.inner.load_document_with_etag(task_id),
+            )
+            .await?;
+        if let Some(v) = &found {
+            self.check_task_id(Operation::Load, task_id, v.value.task_id())?;
+        }
+        Ok(found)
+    }
+
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        let id = doc.task_id().to_owned();
+        let call = self.inner.update_document_if_match(doc, etag);
+        self.within(Operation::Update, &id, call).await
+    }
+}
+
+/// A deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Elapsed;
+
+/// Runs `fut` until it completes or `limit` passes, on any executor.
+pub(crate) async fn deadline<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    // A call into an in-process store usually finishes at its first poll: it needs no
+    // timer, which is most of this function's cost.
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    if let Poll::Ready(out) = first {
+        return Ok(out);
+    }
+    let timed = if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::timeout(limit, fut)
+    } else if let Some(timer) = timer() {
+        // A tokio timer can be polled from any executor once created inside a runtime.
+        let _entered = timer.enter();
+        tokio::time::timeout(limit, fut)
+    } else {
+        // No timer thread could be started (the process is out of threads): serve
+        // without the deadline rather than not at all; `timer` logged why.
+        return Ok(fut.await);
+    };
+    timed.await.map_err(|_| Elapsed)
+}
+
+/// The host's own timer, for callers outside any tokio runtime: a one-thread runtime that
+/// only drives timers, started on first use.
+fn timer() -> Option<&'static tokio::runtime::Handle> {
+    static TIMER: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
+    TIMER
+        .get_or_init(|| {
+            let started = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .and_then(|runtime| {
+                    let handle = runtime.handle().clone();
+                    std::thread::Builder::new()
+                        .name("ta-persistence-timer".to_owned())
+                        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                        .map(|_| handle)
+                });
+            match started {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    warn!(%err, "cannot start the host's timer thread: plugin calls made outside a tokio runtime run without a deadline");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    use super::*;
+    use crate::memory::InMemoryPersistenceManager;
+    use ta_persistence_api::Timestamp;
+
+    /// Polls a future to completion on this thread, with no runtime at all.
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn the_deadline_fires_outside_any_tokio_runtime() {
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        let out = block_on(deadline(
+            Duration::from_millis(20),
+            std::future::pending::<()>(),
+        ));
+        assert_eq!(out, Err(Elapsed));
+        let out = block_on(deadline(Duration::from_secs(5), async { 7 }));
+        assert_eq!(out, Ok(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_uses_the_callers_runtime() {
+        let slow = tokio::time::sleep(Duration::from_secs(10));
+        assert_eq!(deadline(Duration::from_secs(9), slow).await, Err(Elapsed));
+        let fast = tokio::time::sleep(Duration::from_secs(1));
+        assert_eq!(deadline(Duration::from_secs(9), fast).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_well_behaved_manager_passes_through_unchanged() {
+        let store = GuardedManager::new(
+            InMemoryPersistenceManager::new(),
+            "memory",
+            Duration::from_secs(5),
+        );
+        let mut task = AgentTask::new("t1", "s", "u", Timestamp::now_utc());
+        task.items.push(ta_persistence_api::AgentTaskItem::new(
+            "t1",
+            "r1",
+            ta_persistence_api::Role::User,
+            ta_persistence_api::MultiModalItem::text("hi"),
+            Timestamp::now_utc(),
+        ));
+        store.create(task.clone()).await.unwrap();
+        assert_eq!(store.load("t1").await.unwrap(), Some(task.clone()));
+        assert_eq!(store.load_by_request_id("r1").await.unwrap(), Some(task));
+        let doc = store.load_document_by_request_id("r1").await.unwrap();
+        assert_eq!(doc.unwrap().task_id(), "t1");
+        let v = store.load_document_with_etag("t1").await.unwrap().unwrap();
+        assert_eq!(v.value.task_id(), "t1");
+        assert!(store.load("t2").await.unwrap().is_none());
+        assert!(store.delete("t2").await.unwrap_err().is_not_found());
+        assert_eq!(store.clear().await.unwrap(), 1);
+    }
+}
