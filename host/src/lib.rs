@@ -18,10 +18,8 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod config;
 pub mod factory;
-pub mod heap;
 pub mod loader;
 mod logbridge;
 pub mod memory;

@@ -3,7 +3,7 @@
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
 //! plugin library, runs the conformance suite against one, and reads or writes tasks.
 
-mod bench_cmd;
+mod bench;
 mod inspect;
 mod ops;
 
@@ -15,8 +15,8 @@ use std::process::ExitCode;
 // load per allocation). Plugin libraries keep their own allocator: every buffer that
 // crosses carries its deallocator.
 #[global_allocator]
-static ALLOCATOR: ta_persistence::heap::CountingAllocator<mimalloc::MiMalloc> =
-    ta_persistence::heap::CountingAllocator::new(mimalloc::MiMalloc);
+static ALLOCATOR: bench::heap::CountingAllocator<mimalloc::MiMalloc> =
+    bench::heap::CountingAllocator::new(mimalloc::MiMalloc);
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the standard agent-turns workload against the configured backend.
-    Bench(bench_cmd::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Show the active backend (from TA_PERSISTENCE_* variables), why, and its health.
     Info(inspect::InfoArgs),
     /// Run every load check on a plugin library, without configuring anything.
@@ -53,17 +53,8 @@ enum Command {
     Clear(ops::ClearArgs),
 }
 
-/// Makes mimalloc return the pages it holds free to the system, so that the benchmark's
-/// resident-set figures count live memory only.
-fn release_free_memory() {
-    // SAFETY: `mi_collect` takes no pointers and may be called at any time from any
-    // thread; it only walks mimalloc's own free lists.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ta_persistence::heap::set_release(release_free_memory);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -82,7 +73,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Bench(args) => bench_cmd::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Info(args) => inspect::info(args).await,
             Command::Check(args) => inspect::check(args).await,
             Command::Conformance(args) => inspect::conformance(args).await,

@@ -18,7 +18,7 @@ use ta_persistence_api::{
 };
 
 /// The five phases, in the order they run.
-pub const PHASES: [Phase; 5] = [
+pub(crate) const PHASES: [Phase; 5] = [
     Phase::Create,
     Phase::Load,
     Phase::Find,
@@ -29,8 +29,7 @@ pub const PHASES: [Phase; 5] = [
 /// One phase of the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Create every task.
     Create,
     /// Load every task by id.
@@ -45,7 +44,7 @@ pub enum Phase {
 
 impl Phase {
     /// The phase's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Create => "create",
             Phase::Load => "load",
@@ -58,62 +57,58 @@ impl Phase {
 
 /// The figures of one phase.
 #[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct PhaseResult {
+pub(crate) struct PhaseResult {
     /// Which phase.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// Operations completed.
-    pub ops: usize,
+    pub(crate) ops: usize,
     /// Operations per second over the phase's wall time.
-    pub ops_per_sec: f64,
+    pub(crate) ops_per_sec: f64,
     /// Median latency, microseconds.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// 99th-percentile latency, microseconds.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
 }
 
 /// Memory figures taken around the create phase (Linux only; `None` elsewhere).
 #[derive(Debug, Clone, Copy, Serialize)]
-#[non_exhaustive]
-pub struct MemoryFigures {
+pub(crate) struct MemoryFigures {
     /// Resident set before the payloads were built, KiB.
-    pub rss_before_kib: u64,
+    pub(crate) rss_before_kib: u64,
     /// Resident set after the create phase, KiB.
-    pub rss_after_create_kib: u64,
+    pub(crate) rss_after_create_kib: u64,
     /// Peak resident set of the process so far, KiB.
-    pub peak_rss_kib: u64,
+    pub(crate) peak_rss_kib: u64,
     /// (RSS after create - RSS before) / tasks, bytes: what the store holds per task,
-    /// allocator overhead included (the allocator is first asked to return freed pages,
-    /// where the program said how: see [`crate::heap::set_release`]).
-    pub bytes_per_task: u64,
+    /// allocator overhead included (the allocator is first asked to return freed pages:
+    /// see [`super::heap::release`]).
+    pub(crate) bytes_per_task: u64,
     /// Net heap bytes allocated from before the payloads were built to after the create
     /// phase, per task: the store's own bytes, exactly, without allocator overhead. Only
     /// in a run that counts (see [`Workload::count_heap`]) of a program that installed
-    /// the counting allocator (`ta-persist` does; see [`crate::heap`]).
-    pub heap_bytes_per_task: Option<u64>,
+    /// the counting allocator (`ta-persist` does; see [`super::heap`]).
+    pub(crate) heap_bytes_per_task: Option<u64>,
 }
 
 /// The figures of one run at one concurrency.
 #[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// Which backend ran.
-    pub backend: String,
+    pub(crate) backend: String,
     /// Tasks in the workload.
-    pub tasks: usize,
+    pub(crate) tasks: usize,
     /// Operations in flight.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// One entry per phase, in order.
-    pub phases: Vec<PhaseResult>,
+    pub(crate) phases: Vec<PhaseResult>,
     /// Memory around the create phase, in a run that measures it
     /// ([`Workload::count_heap`]).
-    pub memory: Option<MemoryFigures>,
+    pub(crate) memory: Option<MemoryFigures>,
 }
 
 /// A workload run that could not complete.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// An operation failed.
     #[error("{phase} phase")]
     Operation {
@@ -135,22 +130,21 @@ pub enum BenchError {
 
 /// The workload's parameters.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Workload {
+pub(crate) struct Workload {
     /// Number of tasks (`T`).
-    pub tasks: usize,
+    pub(crate) tasks: usize,
     /// Operations in flight (`C`).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Take the memory figures ([`RunResult::memory`]): count heap bytes during payload
     /// building and the create phase, and return freed pages to the system before each
     /// resident-set reading. Both cost time, so a run that measures memory should not be
     /// the one whose speed is reported.
-    pub count_heap: bool,
+    pub(crate) count_heap: bool,
 }
 
 impl Workload {
     /// `tasks` tasks with `concurrency` operations in flight.
-    pub fn new(tasks: usize, concurrency: usize) -> Self {
+    pub(crate) fn new(tasks: usize, concurrency: usize) -> Self {
         Workload {
             tasks,
             concurrency: concurrency.max(1),
@@ -159,7 +153,7 @@ impl Workload {
     }
 
     /// The same workload, counting heap bytes (see [`Workload::count_heap`]).
-    pub fn counting_heap(mut self) -> Self {
+    pub(crate) fn counting_heap(mut self) -> Self {
         self.count_heap = true;
         self
     }
@@ -170,7 +164,7 @@ const PROGRESS_BATCH: usize = 256;
 
 /// Called with the number of operations completed since the last call (for a progress
 /// bar), every few hundred operations.
-pub type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
+pub(crate) type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
 
 /// 512 ASCII characters, distinct per task so nothing is shared between tasks.
 fn content(i: usize, which: &str) -> Arc<str> {
@@ -205,7 +199,7 @@ fn tool_call(i: usize) -> OpaqueJson {
 }
 
 /// The two items one turn of task `i` adds, with request id `req-{i}-{turn}`.
-pub fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
+pub(crate) fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
     let task_id = format!("task-{i}");
     let request_id = format!("req-{i}-{turn}");
     let now = Timestamp::now_utc();
@@ -228,7 +222,7 @@ pub fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
 }
 
 /// Task `i` of the workload, as the create phase stores it.
-pub fn new_task(i: usize) -> AgentTask {
+pub(crate) fn new_task(i: usize) -> AgentTask {
     let now = Timestamp::now_utc();
     let mut task = AgentTask::new(
         format!("task-{i}"),
@@ -400,7 +394,7 @@ fn take<T>(slots: &[Mutex<Option<T>>], i: usize) -> Option<T> {
 ///
 /// The store must not hold any of the workload's ids (`task-{i}`) beforehand; it holds
 /// none of them afterwards.
-pub async fn run(
+pub(crate) async fn run(
     store: Arc<dyn TaskPersistenceManager>,
     backend: &str,
     workload: &Workload,
@@ -415,9 +409,9 @@ pub async fn run(
     // Memory is measured only in a run that counts the heap: returning freed pages to the
     // system before reading the RSS would make a timed run pay to fault them back in.
     let measuring = workload.count_heap;
-    let counting = measuring && crate::heap::start();
+    let counting = measuring && super::heap::start();
     if measuring {
-        crate::heap::release();
+        super::heap::release();
     }
     let rss_before = mem::rss_kib();
     let payloads = (0..n).map(|i| Mutex::new(Some(new_task(i)))).collect();
@@ -440,7 +434,7 @@ pub async fn run(
         let (wall, latencies) = drive(&shared, phase, c, progress.clone()).await?;
         phases.push(summarize(phase, wall, latencies));
         if phase == Phase::Create && measuring {
-            let heap = if counting { crate::heap::stop() } else { None };
+            let heap = if counting { super::heap::stop() } else { None };
             memory = memory_after_create(n, rss_before, heap);
         }
         if phase == Phase::Turn && n > 0 {
@@ -469,7 +463,7 @@ fn memory_after_create(
     heap_delta: Option<i64>,
 ) -> Option<MemoryFigures> {
     let n = n.max(1) as u64;
-    crate::heap::release();
+    super::heap::release();
     let (before, after, peak) = (rss_before?, mem::rss_kib()?, mem::peak_rss_kib()?);
     Some(MemoryFigures {
         rss_before_kib: before,
@@ -507,7 +501,7 @@ mod mem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InMemoryPersistenceManager;
+    use ta_persistence::InMemoryPersistenceManager;
 
     #[test]
     fn a_new_task_matches_the_workload_shape() {
@@ -551,7 +545,7 @@ mod tests {
                 .unwrap();
             assert_eq!(r.phases.len(), 5);
             assert!(r.phases.iter().all(|p| p.ops == 200));
-            assert_eq!(store.stats(), crate::MemoryStats::default());
+            assert_eq!(store.stats(), ta_persistence::MemoryStats::default());
         }
     }
 }

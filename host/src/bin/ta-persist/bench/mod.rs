@@ -1,5 +1,8 @@
 //! `ta-persist bench`: the standard workload, with a table or JSON out.
 
+pub(crate) mod heap;
+mod workload;
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,8 +11,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use ta_persistence::bench::{self, MemoryFigures, Phase, RunResult, Workload, PHASES};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
+use workload::{MemoryFigures, Phase, RunResult, Workload, PHASES};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -52,18 +55,18 @@ async fn run_one(
     backend: &str,
     workload: &Workload,
     multi: &MultiProgress,
-) -> Result<RunResult, bench::BenchError> {
+) -> Result<RunResult, workload::BenchError> {
     let bar = progress_bar(
         multi,
         workload.tasks,
         format!("{backend} C={}", workload.concurrency),
     );
     let progress_bar = bar.clone();
-    let progress: bench::Progress = Arc::new(move |phase: Phase, n| {
+    let progress: workload::Progress = Arc::new(move |phase: Phase, n| {
         progress_bar.set_message(phase.as_str());
         progress_bar.inc(n as u64);
     });
-    let result = bench::run(store, backend, workload, Some(progress)).await;
+    let result = workload::run(store, backend, workload, Some(progress)).await;
     bar.finish_and_clear();
     result
 }
@@ -111,7 +114,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             stores.push(Arc::new(InMemoryPersistenceManager::new()));
         }
         for s in stores {
-            if let Err(err) = bench::run(s, "warm-up", &warmup, None).await {
+            if let Err(err) = workload::run(s, "warm-up", &warmup, None).await {
                 eprintln!("error: warm-up run: {}", chain(&err));
                 return ExitCode::from(1);
             }
@@ -152,7 +155,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         // Measured on a fresh store, so its tables' growth is counted too (the shared one
         // kept its capacity from the timed runs).
         let fresh: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
-        match bench::run(fresh, &backend, &workload, None).await {
+        match workload::run(fresh, &backend, &workload, None).await {
             Ok(result) => result.memory,
             Err(err) => {
                 eprintln!("error: memory run: {}", chain(&err));
