@@ -12,6 +12,8 @@ use ta_persistence::config::Config;
 use ta_persistence::loader::{open_library, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
+use crate::scratch::{self, Placement};
+
 /// `info`'s exit code when the configured plugin failed and the built-in store stands in.
 const EXIT_FALLBACK: u8 = 9;
 
@@ -41,6 +43,13 @@ pub(crate) struct ConformanceArgs {
     /// Only run cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Run against the store the TA_* variables configure, as it is: every task in it is
+    /// removed (the suite clears the store before every case and at the end). Without
+    /// it, the Redis plugin runs in a scratch prefix under TA_REDIS_PREFIX (removed at the
+    /// end, also after a failure or Ctrl-C), and a plugin without such a namespace is
+    /// refused.
+    #[arg(long)]
+    in_place: bool,
 }
 
 pub(crate) async fn info(args: InfoArgs) -> ExitCode {
@@ -202,8 +211,11 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
 }
 
 pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
-    let store: Arc<dyn TaskPersistenceManager> = match &args.library {
-        None => Arc::new(InMemoryPersistenceManager::new()),
+    let (placement, raw): (Placement, Arc<dyn TaskPersistenceManager>) = match &args.library {
+        None => (
+            Placement::Fresh,
+            Arc::new(InMemoryPersistenceManager::new()),
+        ),
         Some(path) => {
             let config = match Config::from_env() {
                 Ok(c) => c,
@@ -212,14 +224,43 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match ta_persistence::loader::load_plugin(path, args.class.as_deref(), &config.vars) {
-                Ok((_, manager)) => Arc::new(manager),
+            let (placement, vars) = match scratch::place(
+                Some(path),
+                &config.vars,
+                args.in_place,
+                "the conformance suite clears it before every case",
+            ) {
+                Ok(placed) => placed,
+                Err(refused) => {
+                    eprintln!("error: {refused}");
+                    return ExitCode::from(super::ops::EXIT_INVALID);
+                }
+            };
+            match ta_persistence::loader::load_plugin(path, args.class.as_deref(), &vars) {
+                Ok((_, manager)) => (placement, Arc::new(manager)),
                 Err(err) => {
                     eprintln!("error: {err}");
                     return ExitCode::from(1);
                 }
             }
         }
+    };
+    let store: Arc<dyn TaskPersistenceManager> = if placement == Placement::Fresh {
+        Arc::clone(&raw)
+    } else {
+        if let Some(line) = placement.describe() {
+            eprintln!("{line}");
+        }
+        if placement == Placement::InPlace {
+            eprintln!("warning: every task in the configured store is being removed");
+        }
+        scratch::catch_interrupts(match &placement {
+            Placement::Scratch { var, namespace } => Some(format!(
+                "the scratch namespace {var}={namespace:?} may hold tasks"
+            )),
+            _ => Some("the store may hold the suite's tasks".to_owned()),
+        });
+        Arc::new(scratch::Guarded(Arc::clone(&raw)))
     };
     let report = conformance::run_suite(
         || {
@@ -233,10 +274,15 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
         args.filter.as_deref(),
     )
     .await;
+    let cleaned = scratch::clean_up(&placement, raw.as_ref(), true).await;
     println!("{report}");
-    if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
+    if scratch::interrupted() {
+        ExitCode::from(scratch::EXIT_INTERRUPTED)
+    } else if !report.is_success() {
         ExitCode::from(1)
+    } else if !cleaned {
+        ExitCode::from(super::ops::EXIT_BACKEND)
+    } else {
+        ExitCode::SUCCESS
     }
 }

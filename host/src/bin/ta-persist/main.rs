@@ -6,6 +6,7 @@
 mod bench;
 mod inspect;
 mod ops;
+mod scratch;
 
 use std::process::ExitCode;
 
@@ -31,13 +32,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the standard agent-turns workload against the configured backend.
+    /// Run the standard agent-turns workload against the configured backend (by default
+    /// in a scratch namespace, never among its tasks: see --in-place).
     Bench(bench::BenchArgs),
     /// Show the active backend (from TA_PERSISTENCE_* variables), why, and its health.
     Info(inspect::InfoArgs),
     /// Run every load check on a plugin library, without configuring anything.
     Check(inspect::CheckArgs),
-    /// Run the conformance suite against a plugin library (or the built-in store).
+    /// Run the conformance suite against a plugin library (or the built-in store); by
+    /// default in a scratch namespace, never among the configured store's tasks (see
+    /// --in-place).
     Conformance(inspect::ConformanceArgs),
     /// Print a task as JSON.
     Get(ops::IdArgs),

@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
+use ta_persistence::config::Config;
+use ta_persistence::{
+    ActiveBackend, InMemoryPersistenceManager, PersistenceFactory, TaskPersistenceManager,
+};
+
+use crate::ops;
+use crate::scratch::{self, Placement};
 use workload::{MemoryFigures, Phase, RunResult, Workload, PHASES};
 
 #[derive(Debug, Args)]
@@ -37,6 +43,14 @@ pub(crate) struct BenchArgs {
     /// ones, that measures heap and resident bytes per stored task).
     #[arg(long)]
     no_memory: bool,
+    /// Run against the configured store as it is. Without it, a plugin's store is never
+    /// touched: the Redis plugin runs in a scratch prefix under TA_REDIS_PREFIX (removed
+    /// at the end, also after a failure or Ctrl-C), a plugin without such a namespace is
+    /// refused. With it, the run writes tasks task-0 .. task-{T-1} into the store and
+    /// deletes the ones it created, also when it fails; an existing task of such an id
+    /// makes it fail, and is kept.
+    #[arg(long)]
+    in_place: bool,
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -87,10 +101,67 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
 }
 
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
-    let factory = match super::ops::factory() {
-        Ok(f) => f,
-        Err(code) => return code,
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
     };
+    let (placement, vars) = match scratch::place(
+        config.module.as_deref(),
+        &config.vars,
+        args.in_place,
+        "bench writes and deletes tasks task-0, task-1, ...",
+    ) {
+        Ok(placed) => placed,
+        Err(refused) => {
+            eprintln!("error: {refused}");
+            return ExitCode::from(ops::EXIT_INVALID);
+        }
+    };
+    config.vars = vars;
+    let factory = match PersistenceFactory::from_config(&config) {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let raw = factory.get_persistence_manager();
+    let store: Arc<dyn TaskPersistenceManager> = if placement == Placement::Fresh {
+        Arc::clone(&raw)
+    } else {
+        if let Some(line) = placement.describe() {
+            eprintln!("{line}");
+        }
+        scratch::catch_interrupts(match &placement {
+            Placement::Scratch { var, namespace } => Some(format!(
+                "the scratch namespace {var}={namespace:?} may hold tasks"
+            )),
+            _ => Some("the store may hold tasks task-N of this run".to_owned()),
+        });
+        Arc::new(scratch::Guarded(Arc::clone(&raw)))
+    };
+    let code = run_with(&args, &factory, store, raw.as_ref()).await;
+    let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
+    if scratch::interrupted() {
+        ExitCode::from(scratch::EXIT_INTERRUPTED)
+    } else if !cleaned && code == ExitCode::SUCCESS {
+        ExitCode::from(ops::EXIT_BACKEND)
+    } else {
+        code
+    }
+}
+
+/// The runs and the report, against `store` (`raw`: the same store, unguarded, for the
+/// boundary's timing).
+async fn run_with(
+    args: &BenchArgs,
+    factory: &PersistenceFactory,
+    store: Arc<dyn TaskPersistenceManager>,
+    raw: &dyn TaskPersistenceManager,
+) -> ExitCode {
     let active = factory.active_backend().clone();
     let backend = match &active {
         ActiveBackend::Plugin { plugin, class, .. } => format!("{plugin}/{class}"),
@@ -105,7 +176,6 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     } else {
         ProgressDrawTarget::stderr()
     });
-    let store = factory.get_persistence_manager();
     if !args.no_warmup {
         let first = args.concurrency.first().copied().unwrap_or(1);
         let warmup = Workload::new(args.tasks, first);
@@ -167,7 +237,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         let builtin = InMemoryPersistenceManager::new();
         let calls = 200_000;
         match (
-            boundary_ns(store.as_ref(), calls).await,
+            boundary_ns(raw, calls).await,
             boundary_ns(&builtin, calls).await,
         ) {
             (Some(p), Some(b)) => Some((p, b)),

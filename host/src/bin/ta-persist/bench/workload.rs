@@ -6,7 +6,7 @@
 //! only the store calls. The workload is the same in every language and backend, so its
 //! figures can be set side by side as ratios.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -245,6 +245,10 @@ struct Shared {
     turns: OnceLock<Vec<Mutex<Option<[AgentTaskItem; 2]>>>>,
     ids: Vec<String>,
     request_ids: Vec<String>,
+    /// Which tasks this run created and has not deleted: what it removes if it fails.
+    created: Vec<AtomicBool>,
+    /// Set when an operation failed, so that the other workers stop too.
+    failed: AtomicBool,
 }
 
 impl Shared {
@@ -255,7 +259,9 @@ impl Shared {
             Phase::Create => {
                 let task = take(&self.payloads, i)
                     .ok_or_else(|| missing(phase, format!("payload {i}")))?;
-                self.store.create(task).await.map_err(fail)
+                self.store.create(task).await.map_err(fail)?;
+                self.created[i].store(true, Ordering::Relaxed);
+                Ok(())
             }
             Phase::Load => match self.store.load(&self.ids[i]).await.map_err(fail)? {
                 Some(_) => Ok(()),
@@ -285,8 +291,30 @@ impl Shared {
                 task.last_updated = Timestamp::now_utc();
                 self.store.update(task).await.map_err(fail)
             }
-            Phase::Delete => self.store.delete(&self.ids[i]).await.map_err(fail),
+            Phase::Delete => {
+                self.store.delete(&self.ids[i]).await.map_err(fail)?;
+                self.created[i].store(false, Ordering::Relaxed);
+                Ok(())
+            }
         }
+    }
+
+    /// Deletes every task this run created and has not deleted; returns the ids of those
+    /// that could not be deleted.
+    async fn remove_created(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for (id, created) in self.ids.iter().zip(&self.created) {
+            if !created.load(Ordering::Relaxed) {
+                continue;
+            }
+            match self.store.delete(id).await {
+                Ok(()) => created.store(false, Ordering::Relaxed),
+                // Gone already (expired, or removed by someone else): nothing to do.
+                Err(err) if err.is_not_found() => created.store(false, Ordering::Relaxed),
+                Err(_) => left.push(id.to_owned()),
+            }
+        }
+        left
     }
 }
 
@@ -311,11 +339,14 @@ async fn drive(
             let mut unreported = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
+                if i >= n || shared.failed.load(Ordering::Relaxed) {
                     break;
                 }
                 let t0 = Instant::now();
-                shared.op(phase, i).await?;
+                if let Err(err) = shared.op(phase, i).await {
+                    shared.failed.store(true, Ordering::Relaxed);
+                    return Err(err);
+                }
                 latencies.push(t0.elapsed().as_nanos() as u64);
                 // Report progress in batches: a per-operation callback would cost more
                 // than the fastest operations being measured.
@@ -333,19 +364,29 @@ async fn drive(
             Ok::<_, BenchError>(latencies)
         }));
     }
+    // Every worker is awaited, even after one failed: none may still be writing when the
+    // run cleans up.
     let mut all = Vec::with_capacity(n);
+    let mut first_error = None;
     for worker in workers {
-        match worker.await {
-            Ok(latencies) => all.extend(latencies?),
-            Err(join) => {
-                return Err(BenchError::Check {
-                    phase: phase.as_str(),
-                    message: format!("a worker failed: {join}"),
-                })
+        let outcome = worker.await.unwrap_or_else(|join| {
+            Err(BenchError::Check {
+                phase: phase.as_str(),
+                message: format!("a worker failed: {join}"),
+            })
+        });
+        match outcome {
+            Ok(latencies) => all.extend(latencies),
+            Err(err) => {
+                shared.failed.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(err);
             }
         }
     }
-    Ok((started.elapsed(), all))
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok((started.elapsed(), all)),
+    }
 }
 
 fn summarize(phase: Phase, wall: Duration, mut latencies: Vec<u64>) -> PhaseResult {
@@ -392,8 +433,9 @@ fn take<T>(slots: &[Mutex<Option<T>>], i: usize) -> Option<T> {
 
 /// Runs the whole workload once against `store`.
 ///
-/// The store must not hold any of the workload's ids (`task-{i}`) beforehand; it holds
-/// none of them afterwards.
+/// The workload's tasks have ids `task-{i}`; a task of that id already stored makes the
+/// run fail and is left as it is. Afterwards the store holds none of the tasks the run
+/// created, also when it failed (unless deleting failed too: those are logged).
 pub(crate) async fn run(
     store: Arc<dyn TaskPersistenceManager>,
     backend: &str,
@@ -404,6 +446,7 @@ pub(crate) async fn run(
     let c = workload.concurrency;
     let ids: Vec<String> = (0..n).map(|i| format!("task-{i}")).collect();
     let request_ids: Vec<String> = (0..n).map(|i| format!("req-{i}-0")).collect();
+    let created = (0..n).map(|_| AtomicBool::new(false)).collect();
     // The baseline is taken before the payloads exist: they move into the store, so
     // (after create - before) is what the store holds.
     // Memory is measured only in a run that counts the heap: returning freed pages to the
@@ -421,7 +464,46 @@ pub(crate) async fn run(
         turns: OnceLock::new(),
         ids,
         request_ids,
+        created,
+        failed: AtomicBool::new(false),
     });
+    let outcome = run_phases(
+        &shared,
+        workload,
+        progress,
+        measuring.then_some((counting, rss_before)),
+    )
+    .await;
+    if outcome.is_err() {
+        let left = shared.remove_created().await;
+        if !left.is_empty() {
+            tracing::error!(
+                count = left.len(),
+                first = ?left.first(),
+                "the failed benchmark run could not delete some of the tasks it created"
+            );
+        }
+    }
+    let (phases, memory) = outcome?;
+    Ok(RunResult {
+        backend: backend.to_owned(),
+        tasks: n,
+        concurrency: c,
+        phases,
+        memory,
+    })
+}
+
+/// The five phases of [`run`]; `measure` is `Some((counting, rss_before))` in a run that
+/// takes the memory figures.
+async fn run_phases(
+    shared: &Arc<Shared>,
+    workload: &Workload,
+    progress: Option<Progress>,
+    measure: Option<(bool, Option<u64>)>,
+) -> Result<(Vec<PhaseResult>, Option<MemoryFigures>), BenchError> {
+    let (n, c) = (workload.tasks, workload.concurrency);
+    let store = &shared.store;
     let mut phases = Vec::with_capacity(PHASES.len());
     let mut memory = None;
     for phase in PHASES {
@@ -431,9 +513,9 @@ pub(crate) async fn run(
                 .turns
                 .get_or_init(|| (0..n).map(|i| Mutex::new(Some(turn_items(i, 1)))).collect());
         }
-        let (wall, latencies) = drive(&shared, phase, c, progress.clone()).await?;
+        let (wall, latencies) = drive(shared, phase, c, progress.clone()).await?;
         phases.push(summarize(phase, wall, latencies));
-        if phase == Phase::Create && measuring {
+        if let (Phase::Create, Some((counting, rss_before))) = (phase, measure) {
             let heap = if counting { super::heap::stop() } else { None };
             memory = memory_after_create(n, rss_before, heap);
         }
@@ -448,13 +530,7 @@ pub(crate) async fn run(
             }
         }
     }
-    Ok(RunResult {
-        backend: backend.to_owned(),
-        tasks: n,
-        concurrency: c,
-        phases,
-        memory,
-    })
+    Ok((phases, memory))
 }
 
 fn memory_after_create(
@@ -546,6 +622,32 @@ mod tests {
             assert_eq!(r.phases.len(), 5);
             assert!(r.phases.iter().all(|p| p.ops == 200));
             assert_eq!(store.stats(), ta_persistence::MemoryStats::default());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_run_removes_its_own_tasks_and_keeps_the_others() {
+        let store = InMemoryPersistenceManager::new();
+        let mut theirs = AgentTask::new(
+            "task-150",
+            "their-session",
+            "their-user",
+            Timestamp::now_utc(),
+        );
+        theirs.items.extend(turn_items(9999, 0));
+        store.create(theirs.clone()).await.unwrap();
+        let shared: Arc<dyn TaskPersistenceManager> = Arc::new(store.clone());
+        let err = run(shared, "memory", &Workload::new(300, 8), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BenchError::Operation { phase: "create", source } if source.kind() == ta_persistence::ErrorKind::AlreadyExists),
+            "{err:?}"
+        );
+        assert_eq!(store.load("task-150").await.unwrap(), Some(theirs));
+        for i in (0..300).filter(|&i| i != 150) {
+            let id = format!("task-{i}");
+            assert_eq!(store.load(&id).await.unwrap(), None, "{id} was left behind");
         }
     }
 }
