@@ -8,6 +8,7 @@ mod inspect;
 mod ops;
 mod scratch;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 // The in-memory store's operations are a few allocations each, so the allocator sets
@@ -57,6 +58,13 @@ enum Command {
     Clear(ops::ClearArgs),
 }
 
+/// Whether stderr may carry ANSI colour: only on a terminal, and not when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>). A log file or a pipe
+/// gets plain text.
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -64,6 +72,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
