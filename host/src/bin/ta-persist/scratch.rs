@@ -103,9 +103,8 @@ pub(crate) fn place(
     in_place: bool,
     what: &'static str,
 ) -> std::result::Result<(Placement, BTreeMap<String, String>), Refused> {
-    if in_place {
-        return Ok((Placement::InPlace, vars.clone()));
-    }
+    // A store of this process is fresh, whether or not the command was told to run in
+    // place: there is nothing to protect and no reason to slow the calls down.
     let Some(module) = module else {
         return Ok((Placement::Fresh, vars.clone()));
     };
@@ -116,6 +115,7 @@ pub(crate) fn place(
     };
     match isolation(lib.name()) {
         Some(Isolation::ProcessLocal) => Ok((Placement::Fresh, vars.clone())),
+        _ if in_place => Ok((Placement::InPlace, vars.clone())),
         Some(Isolation::Namespace { var, default }) => {
             let base = vars
                 .get(var)
@@ -331,12 +331,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_a_plugin_the_store_is_fresh_and_in_place_wins() {
-        let vars = BTreeMap::new();
-        let (placement, _) = place(None, &vars, false, "x").unwrap();
-        assert_eq!(placement, Placement::Fresh);
-        let (placement, _) = place(None, &vars, true, "x").unwrap();
-        assert_eq!(placement, Placement::InPlace);
+    fn without_a_plugin_the_store_is_fresh_even_in_place() {
+        let vars = BTreeMap::from([("TA_X".to_owned(), "1".to_owned())]);
+        for in_place in [false, true] {
+            let (placement, same) = place(None, &vars, in_place, "x").unwrap();
+            assert_eq!(placement, Placement::Fresh);
+            assert_eq!(same, vars);
+        }
     }
 
     #[test]
