@@ -228,7 +228,7 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
                 Some(path),
                 &config.vars,
                 args.in_place,
-                "the conformance suite clears it before every case",
+                "conformance clears its store before every case",
             ) {
                 Ok(placed) => placed,
                 Err(refused) => {

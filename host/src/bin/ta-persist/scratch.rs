@@ -84,19 +84,20 @@ impl Placement {
 /// Why a destructive command will not run.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "plugin {plugin:?} offers no scratch namespace that ta-persist knows, and whether its \
-     store holds tasks cannot be told; {what} would write into it. Pass --in-place to run \
-     against the configured store as it is"
+    "{what}, and plugin {plugin:?} offers no scratch namespace that ta-persist knows, nor a \
+     way to tell whether its store holds tasks; pass --in-place to run against the \
+     configured store as it is"
 )]
 pub(crate) struct Refused {
     plugin: String,
     what: &'static str,
 }
 
-/// Decides where `command` runs against the plugin `module` (if any) configured with
+/// Decides where a command runs against the plugin `module` (if any) configured with
 /// `vars`, and returns the variables to construct it with.
 ///
-/// `what` says what the command does to a store, for the refusal message.
+/// `what` says what the command does to a store (`bench writes and deletes tasks ...`),
+/// for the refusal message.
 pub(crate) fn place(
     module: Option<&Path>,
     vars: &BTreeMap<String, String>,
