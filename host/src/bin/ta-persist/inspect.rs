@@ -245,23 +245,10 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
             }
         }
     };
-    let store: Arc<dyn TaskPersistenceManager> = if placement == Placement::Fresh {
-        Arc::clone(&raw)
-    } else {
-        if let Some(line) = placement.describe() {
-            eprintln!("{line}");
-        }
-        if placement == Placement::InPlace {
-            eprintln!("warning: every task in the configured store is being removed");
-        }
-        scratch::catch_interrupts(match &placement {
-            Placement::Scratch { var, namespace } => Some(format!(
-                "the scratch namespace {var}={namespace:?} may hold tasks"
-            )),
-            _ => Some("the store may hold the suite's tasks".to_owned()),
-        });
-        Arc::new(scratch::Guarded(Arc::clone(&raw)))
-    };
+    if placement == Placement::InPlace {
+        eprintln!("warning: every task in the configured store is being removed");
+    }
+    let store = scratch::guard(&placement, &raw, "the suite's tasks");
     let report = conformance::run_suite(
         || {
             let store = Arc::clone(&store);

@@ -66,6 +66,17 @@ pub(crate) enum Placement {
 }
 
 impl Placement {
+    /// The store, as messages name it.
+    fn store_name(&self) -> String {
+        match self {
+            Placement::Fresh => "the store of this process".to_owned(),
+            Placement::Scratch { var, namespace } => {
+                format!("the scratch namespace {var}={namespace:?}")
+            }
+            Placement::InPlace => "the configured store".to_owned(),
+        }
+    }
+
     /// One line for stderr saying where the command runs; `None` for a fresh store.
     pub(crate) fn describe(&self) -> Option<String> {
         match self {
@@ -156,10 +167,28 @@ pub(crate) fn interrupted() -> bool {
 /// Exit code after an interrupt (128 + SIGINT, as shells report it).
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
+/// The store a command runs against: `raw` itself when it is fresh (an interrupt kills the
+/// process, and the store with it); otherwise `raw` [`Guarded`], with interrupts caught
+/// (see [`catch_interrupts`]) and where the command runs said on stderr. `leftovers` names
+/// what the store may hold if the command is killed before cleaning up.
+pub(crate) fn guard(
+    placement: &Placement,
+    raw: &Arc<dyn TaskPersistenceManager>,
+    leftovers: &str,
+) -> Arc<dyn TaskPersistenceManager> {
+    let Some(line) = placement.describe() else {
+        return Arc::clone(raw);
+    };
+    eprintln!("{line}");
+    let place = placement.store_name();
+    catch_interrupts(format!("{place} may hold {leftovers}"));
+    Arc::new(Guarded(Arc::clone(raw)))
+}
+
 /// Handles Ctrl-C and SIGTERM for a command that must clean up: the first one makes every
 /// further store call but removals fail at once (see [`Guarded`]), so the command winds
-/// down and cleans up; a second one exits at once.
-pub(crate) fn catch_interrupts(cleanup_note: Option<String>) {
+/// down and cleans up; a second one exits at once, saying what may be left behind.
+fn catch_interrupts(leftovers: String) {
     tokio::spawn(async move {
         if !next_interrupt().await {
             return;
@@ -167,9 +196,7 @@ pub(crate) fn catch_interrupts(cleanup_note: Option<String>) {
         INTERRUPTED.store(true, Ordering::Relaxed);
         eprintln!("interrupted: stopping and cleaning up (interrupt again to quit at once)");
         if next_interrupt().await {
-            if let Some(note) = cleanup_note {
-                eprintln!("quit before cleaning up: {note}");
-            }
+            eprintln!("quit before cleaning up: {leftovers}");
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     });
@@ -312,12 +339,7 @@ pub(crate) async fn clean_up(
     match store.clear().await {
         Ok(_) => true,
         Err(err) => {
-            let place = match placement {
-                Placement::Scratch { var, namespace } => {
-                    format!("the scratch namespace {var}={namespace:?}")
-                }
-                _ => "the configured store".to_owned(),
-            };
+            let place = placement.store_name();
             eprintln!(
                 "error: could not clear {place} at the end: {}",
                 err.report()

@@ -17,7 +17,7 @@ use ta_persistence::{
 };
 
 use crate::ops;
-use crate::scratch::{self, Placement};
+use crate::scratch;
 use workload::{MemoryFigures, Phase, RunResult, Workload, PHASES};
 
 #[derive(Debug, Args)]
@@ -129,20 +129,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         }
     };
     let raw = factory.get_persistence_manager();
-    let store: Arc<dyn TaskPersistenceManager> = if placement == Placement::Fresh {
-        Arc::clone(&raw)
-    } else {
-        if let Some(line) = placement.describe() {
-            eprintln!("{line}");
-        }
-        scratch::catch_interrupts(match &placement {
-            Placement::Scratch { var, namespace } => Some(format!(
-                "the scratch namespace {var}={namespace:?} may hold tasks"
-            )),
-            _ => Some("the store may hold tasks task-N of this run".to_owned()),
-        });
-        Arc::new(scratch::Guarded(Arc::clone(&raw)))
-    };
+    let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
     let code = run_with(&args, &factory, store, raw.as_ref()).await;
     let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
     if scratch::interrupted() {
