@@ -21,11 +21,9 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod config;
 pub mod factory;
 pub mod guard;
-pub mod heap;
 pub mod loader;
 pub mod memory;
 

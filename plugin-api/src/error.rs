@@ -116,6 +116,9 @@ impl ErrorKind {
 }
 
 /// Formats the op and its id: `create task 't1'`, `load_by_request_id request 'r1'`, `health`.
+///
+/// The id is escaped (`'a\nb'`): ids come from callers and stored data, and a newline or
+/// control character printed raw would let one forge lines in a log or drive a terminal.
 struct On<'a>(Operation, &'a str);
 
 impl fmt::Display for On<'_> {
@@ -124,7 +127,7 @@ impl fmt::Display for On<'_> {
         if subject.is_empty() || self.1.is_empty() {
             write!(f, "{}", self.0)
         } else {
-            write!(f, "{} {} '{}'", self.0, subject, self.1)
+            write!(f, "{} {} '{}'", self.0, subject, self.1.escape_debug())
         }
     }
 }
@@ -410,6 +413,20 @@ mod tests {
             e.to_string(),
             "load_by_request_id: invalid input: request id is empty"
         );
+    }
+
+    #[test]
+    fn ids_are_shown_escaped_so_they_cannot_forge_lines() {
+        let e = PersistenceError::NotFound {
+            op: Operation::Delete,
+            task_id: "a\nERROR forged \u{1b}[31m'q'".into(),
+        };
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            r"delete task 'a\nERROR forged \u{1b}[31m\'q\'': no such task"
+        );
+        assert!(!text.contains('\n') && !text.contains('\u{1b}'));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use ta_persistence::config::Config;
 use ta_persistence::loader::{open_library, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
+use crate::scratch::{self, Placement};
+
 /// `info`'s exit code when the configured plugin failed and the built-in store stands in.
 const EXIT_FALLBACK: u8 = 9;
 
@@ -41,6 +43,13 @@ pub(crate) struct ConformanceArgs {
     /// Only run cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Run against the store the TA_* variables configure, as it is: every task in it is
+    /// removed (the suite clears the store before every case and at the end). Without
+    /// it, the Redis plugin runs in a scratch prefix under TA_REDIS_PREFIX (removed at the
+    /// end, also after a failure or Ctrl-C), and a plugin without such a namespace is
+    /// refused.
+    #[arg(long)]
+    in_place: bool,
 }
 
 pub(crate) async fn info(args: InfoArgs) -> ExitCode {
@@ -156,22 +165,35 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    for step in 1..=5 {
-        step_line(step, Ok(String::new()));
+    // The library passed every check up to the class; the interface version is the
+    // step just before the panic-strategy check. Plugin-supplied names are escaped: they
+    // must not drive the terminal.
+    let class_step = CHECKS.len() - 1;
+    let construct_step = CHECKS.len();
+    let version_step = class_step - 2;
+    for step in 1..class_step {
+        let detail = if step == version_step {
+            format!(
+                "version {} ({} {})",
+                lib.interface_version(),
+                lib.name().escape_debug(),
+                lib.version().escape_debug()
+            )
+        } else {
+            String::new()
+        };
+        step_line(step, Ok(detail));
     }
-    step_line(
-        6,
-        Ok(format!(
-            "version {} ({} {})",
-            lib.interface_version(),
-            lib.name(),
-            lib.version()
-        )),
-    );
     let classes = lib.classes();
     let Some(class) = args.class else {
-        println!("  exports: {}", classes.join(", "));
-        println!("  [skip] 7-8: pass --class NAME to construct a manager");
+        let names: Vec<String> = classes
+            .iter()
+            .map(|c| c.escape_debug().to_string())
+            .collect();
+        println!("  exports: {}", names.join(", "));
+        println!(
+            "  [skip] {class_step}-{construct_step}: pass --class NAME to construct a manager"
+        );
         return ExitCode::SUCCESS;
     };
     let config = match Config::from_env() {
@@ -183,8 +205,8 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     };
     match lib.construct(Some(&class), &config.vars) {
         Ok(manager) => {
-            step_line(7, Ok(class));
-            step_line(8, Ok(String::new()));
+            step_line(class_step, Ok(class.escape_debug().to_string()));
+            step_line(construct_step, Ok(String::new()));
             match manager.health().await {
                 Ok(()) => println!("  health: ok"),
                 Err(err) => println!("  health: failing: {}", err.report()),
@@ -192,18 +214,22 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            if err.step() == 8 {
-                step_line(7, Ok(class));
+            let failed = usize::from(err.step());
+            if failed == construct_step {
+                step_line(class_step, Ok(class.escape_debug().to_string()));
             }
-            step_line(usize::from(err.step()), Err(err.to_string()));
+            step_line(failed, Err(err.to_string()));
             ExitCode::from(1)
         }
     }
 }
 
 pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
-    let store: Arc<dyn TaskPersistenceManager> = match &args.library {
-        None => Arc::new(InMemoryPersistenceManager::new()),
+    let (placement, raw): (Placement, Arc<dyn TaskPersistenceManager>) = match &args.library {
+        None => (
+            Placement::Fresh,
+            Arc::new(InMemoryPersistenceManager::new()),
+        ),
         Some(path) => {
             let config = match Config::from_env() {
                 Ok(c) => c,
@@ -212,8 +238,20 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match ta_persistence::loader::load_plugin(path, args.class.as_deref(), &config.vars) {
-                Ok((_, manager)) => Arc::new(manager),
+            let (placement, vars) = match scratch::place(
+                Some(path),
+                &config.vars,
+                args.in_place,
+                "conformance clears its store before every case",
+            ) {
+                Ok(placed) => placed,
+                Err(refused) => {
+                    eprintln!("error: {refused}");
+                    return ExitCode::from(super::ops::EXIT_INVALID);
+                }
+            };
+            match ta_persistence::loader::load_plugin(path, args.class.as_deref(), &vars) {
+                Ok((_, manager)) => (placement, Arc::new(manager)),
                 Err(err) => {
                     eprintln!("error: {err}");
                     return ExitCode::from(1);
@@ -221,6 +259,10 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
             }
         }
     };
+    if placement == Placement::InPlace {
+        eprintln!("warning: every task in the configured store is being removed");
+    }
+    let store = scratch::guard(&placement, &raw, "the suite's tasks");
     let report = conformance::run_suite(
         || {
             let store = Arc::clone(&store);
@@ -233,10 +275,15 @@ pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
         args.filter.as_deref(),
     )
     .await;
+    let cleaned = scratch::clean_up(&placement, raw.as_ref(), true).await;
     println!("{report}");
-    if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
+    if scratch::interrupted() {
+        ExitCode::from(scratch::EXIT_INTERRUPTED)
+    } else if !report.is_success() {
         ExitCode::from(1)
+    } else if !cleaned {
+        ExitCode::from(super::ops::EXIT_BACKEND)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -3,10 +3,12 @@
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
 //! plugin library, runs the conformance suite against one, and reads or writes tasks.
 
-mod bench_cmd;
+mod bench;
 mod inspect;
 mod ops;
+mod scratch;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 // The in-memory store's operations are a few allocations each, so the allocator sets
@@ -15,8 +17,8 @@ use std::process::ExitCode;
 // load per allocation). Plugin libraries keep their own allocator: every buffer that
 // crosses carries its deallocator.
 #[global_allocator]
-static ALLOCATOR: ta_persistence::heap::CountingAllocator<mimalloc::MiMalloc> =
-    ta_persistence::heap::CountingAllocator::new(mimalloc::MiMalloc);
+static ALLOCATOR: bench::heap::CountingAllocator<mimalloc::MiMalloc> =
+    bench::heap::CountingAllocator::new(mimalloc::MiMalloc);
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -31,13 +33,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the standard agent-turns workload against the configured backend.
-    Bench(bench_cmd::BenchArgs),
+    /// Run the standard agent-turns workload against the configured backend (by default
+    /// in a scratch namespace, never among its tasks: see --in-place).
+    Bench(bench::BenchArgs),
     /// Show the active backend (from TA_PERSISTENCE_* variables), why, and its health.
     Info(inspect::InfoArgs),
     /// Run every load check on a plugin library, without configuring anything.
     Check(inspect::CheckArgs),
-    /// Run the conformance suite against a plugin library (or the built-in store).
+    /// Run the conformance suite against a plugin library (or the built-in store); by
+    /// default in a scratch namespace, never among the configured store's tasks (see
+    /// --in-place).
     Conformance(inspect::ConformanceArgs),
     /// Print a task as JSON.
     Get(ops::IdArgs),
@@ -53,22 +58,21 @@ enum Command {
     Clear(ops::ClearArgs),
 }
 
-/// Makes mimalloc return the pages it holds free to the system, so that the benchmark's
-/// resident-set figures count live memory only.
-fn release_free_memory() {
-    // SAFETY: `mi_collect` takes no pointers and may be called at any time from any
-    // thread; it only walks mimalloc's own free lists.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+/// Whether stderr may carry ANSI colour: only on a terminal, and not when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>). A log file or a pipe
+/// gets plain text.
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ta_persistence::heap::set_release(release_free_memory);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,7 +86,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Bench(args) => bench_cmd::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Info(args) => inspect::info(args).await,
             Command::Check(args) => inspect::check(args).await,
             Command::Conformance(args) => inspect::conformance(args).await,

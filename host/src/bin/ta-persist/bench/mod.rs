@@ -1,5 +1,8 @@
 //! `ta-persist bench`: the standard workload, with a table or JSON out.
 
+pub(crate) mod heap;
+mod workload;
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,8 +11,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use ta_persistence::bench::{self, MemoryFigures, Phase, RunResult, Workload, PHASES};
-use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
+use ta_persistence::config::Config;
+use ta_persistence::{
+    ActiveBackend, InMemoryPersistenceManager, PersistenceFactory, TaskPersistenceManager,
+};
+
+use crate::ops;
+use crate::scratch;
+use workload::{MemoryFigures, Phase, RunResult, Workload, PHASES};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -34,6 +43,14 @@ pub(crate) struct BenchArgs {
     /// ones, that measures heap and resident bytes per stored task).
     #[arg(long)]
     no_memory: bool,
+    /// Run against the configured store as it is. Without it, a plugin's store is never
+    /// touched: the Redis plugin runs in a scratch prefix under TA_REDIS_PREFIX (removed
+    /// at the end, also after a failure or Ctrl-C), a plugin without such a namespace is
+    /// refused. With it, the run writes tasks task-0 .. task-{T-1} into the store and
+    /// deletes the ones it created, also when it fails; an existing task of such an id
+    /// makes it fail, and is kept.
+    #[arg(long)]
+    in_place: bool,
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -52,18 +69,18 @@ async fn run_one(
     backend: &str,
     workload: &Workload,
     multi: &MultiProgress,
-) -> Result<RunResult, bench::BenchError> {
+) -> Result<RunResult, workload::BenchError> {
     let bar = progress_bar(
         multi,
         workload.tasks,
         format!("{backend} C={}", workload.concurrency),
     );
     let progress_bar = bar.clone();
-    let progress: bench::Progress = Arc::new(move |phase: Phase, n| {
+    let progress: workload::Progress = Arc::new(move |phase: Phase, n| {
         progress_bar.set_message(phase.as_str());
         progress_bar.inc(n as u64);
     });
-    let result = bench::run(store, backend, workload, Some(progress)).await;
+    let result = workload::run(store, backend, workload, Some(progress)).await;
     bar.finish_and_clear();
     result
 }
@@ -84,10 +101,54 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
 }
 
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
-    let factory = match super::ops::factory() {
-        Ok(f) => f,
-        Err(code) => return code,
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
     };
+    let (placement, vars) = match scratch::place(
+        config.module.as_deref(),
+        &config.vars,
+        args.in_place,
+        "bench writes and deletes tasks task-0, task-1, ...",
+    ) {
+        Ok(placed) => placed,
+        Err(refused) => {
+            eprintln!("error: {refused}");
+            return ExitCode::from(ops::EXIT_INVALID);
+        }
+    };
+    config.vars = vars;
+    let factory = match PersistenceFactory::from_config(&config) {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let raw = factory.get_persistence_manager();
+    let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
+    let code = run_with(&args, &factory, store, raw.as_ref()).await;
+    let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
+    if scratch::interrupted() {
+        ExitCode::from(scratch::EXIT_INTERRUPTED)
+    } else if !cleaned && code == ExitCode::SUCCESS {
+        ExitCode::from(ops::EXIT_BACKEND)
+    } else {
+        code
+    }
+}
+
+/// The runs and the report, against `store` (`raw`: the same store, unguarded, for the
+/// boundary's timing).
+async fn run_with(
+    args: &BenchArgs,
+    factory: &PersistenceFactory,
+    store: Arc<dyn TaskPersistenceManager>,
+    raw: &dyn TaskPersistenceManager,
+) -> ExitCode {
     let active = factory.active_backend().clone();
     let backend = match &active {
         ActiveBackend::Plugin { plugin, class, .. } => format!("{plugin}/{class}"),
@@ -102,7 +163,6 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     } else {
         ProgressDrawTarget::stderr()
     });
-    let store = factory.get_persistence_manager();
     if !args.no_warmup {
         let first = args.concurrency.first().copied().unwrap_or(1);
         let warmup = Workload::new(args.tasks, first);
@@ -111,7 +171,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             stores.push(Arc::new(InMemoryPersistenceManager::new()));
         }
         for s in stores {
-            if let Err(err) = bench::run(s, "warm-up", &warmup, None).await {
+            if let Err(err) = workload::run(s, "warm-up", &warmup, None).await {
                 eprintln!("error: warm-up run: {}", chain(&err));
                 return ExitCode::from(1);
             }
@@ -152,7 +212,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         // Measured on a fresh store, so its tables' growth is counted too (the shared one
         // kept its capacity from the timed runs).
         let fresh: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
-        match bench::run(fresh, &backend, &workload, None).await {
+        match workload::run(fresh, &backend, &workload, None).await {
             Ok(result) => result.memory,
             Err(err) => {
                 eprintln!("error: memory run: {}", chain(&err));
@@ -164,7 +224,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
         let builtin = InMemoryPersistenceManager::new();
         let calls = 200_000;
         match (
-            boundary_ns(store.as_ref(), calls).await,
+            boundary_ns(raw, calls).await,
             boundary_ns(&builtin, calls).await,
         ) {
             (Some(p), Some(b)) => Some((p, b)),

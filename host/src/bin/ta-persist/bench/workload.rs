@@ -6,7 +6,7 @@
 //! only the store calls. The workload is the same in every language and backend, so its
 //! figures can be set side by side as ratios.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use ta_persistence_api::{
 };
 
 /// The five phases, in the order they run.
-pub const PHASES: [Phase; 5] = [
+pub(crate) const PHASES: [Phase; 5] = [
     Phase::Create,
     Phase::Load,
     Phase::Find,
@@ -29,8 +29,7 @@ pub const PHASES: [Phase; 5] = [
 /// One phase of the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Create every task.
     Create,
     /// Load every task by id.
@@ -45,7 +44,7 @@ pub enum Phase {
 
 impl Phase {
     /// The phase's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Create => "create",
             Phase::Load => "load",
@@ -58,62 +57,58 @@ impl Phase {
 
 /// The figures of one phase.
 #[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct PhaseResult {
+pub(crate) struct PhaseResult {
     /// Which phase.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// Operations completed.
-    pub ops: usize,
+    pub(crate) ops: usize,
     /// Operations per second over the phase's wall time.
-    pub ops_per_sec: f64,
+    pub(crate) ops_per_sec: f64,
     /// Median latency, microseconds.
-    pub p50_us: f64,
+    pub(crate) p50_us: f64,
     /// 99th-percentile latency, microseconds.
-    pub p99_us: f64,
+    pub(crate) p99_us: f64,
 }
 
 /// Memory figures taken around the create phase (Linux only; `None` elsewhere).
 #[derive(Debug, Clone, Copy, Serialize)]
-#[non_exhaustive]
-pub struct MemoryFigures {
+pub(crate) struct MemoryFigures {
     /// Resident set before the payloads were built, KiB.
-    pub rss_before_kib: u64,
+    pub(crate) rss_before_kib: u64,
     /// Resident set after the create phase, KiB.
-    pub rss_after_create_kib: u64,
+    pub(crate) rss_after_create_kib: u64,
     /// Peak resident set of the process so far, KiB.
-    pub peak_rss_kib: u64,
+    pub(crate) peak_rss_kib: u64,
     /// (RSS after create - RSS before) / tasks, bytes: what the store holds per task,
-    /// allocator overhead included (the allocator is first asked to return freed pages,
-    /// where the program said how: see [`crate::heap::set_release`]).
-    pub bytes_per_task: u64,
+    /// allocator overhead included (the allocator is first asked to return freed pages:
+    /// see [`super::heap::release`]).
+    pub(crate) bytes_per_task: u64,
     /// Net heap bytes allocated from before the payloads were built to after the create
     /// phase, per task: the store's own bytes, exactly, without allocator overhead. Only
     /// in a run that counts (see [`Workload::count_heap`]) of a program that installed
-    /// the counting allocator (`ta-persist` does; see [`crate::heap`]).
-    pub heap_bytes_per_task: Option<u64>,
+    /// the counting allocator (`ta-persist` does; see [`super::heap`]).
+    pub(crate) heap_bytes_per_task: Option<u64>,
 }
 
 /// The figures of one run at one concurrency.
 #[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// Which backend ran.
-    pub backend: String,
+    pub(crate) backend: String,
     /// Tasks in the workload.
-    pub tasks: usize,
+    pub(crate) tasks: usize,
     /// Operations in flight.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// One entry per phase, in order.
-    pub phases: Vec<PhaseResult>,
+    pub(crate) phases: Vec<PhaseResult>,
     /// Memory around the create phase, in a run that measures it
     /// ([`Workload::count_heap`]).
-    pub memory: Option<MemoryFigures>,
+    pub(crate) memory: Option<MemoryFigures>,
 }
 
 /// A workload run that could not complete.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// An operation failed.
     #[error("{phase} phase")]
     Operation {
@@ -135,22 +130,21 @@ pub enum BenchError {
 
 /// The workload's parameters.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Workload {
+pub(crate) struct Workload {
     /// Number of tasks (`T`).
-    pub tasks: usize,
+    pub(crate) tasks: usize,
     /// Operations in flight (`C`).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Take the memory figures ([`RunResult::memory`]): count heap bytes during payload
     /// building and the create phase, and return freed pages to the system before each
     /// resident-set reading. Both cost time, so a run that measures memory should not be
     /// the one whose speed is reported.
-    pub count_heap: bool,
+    pub(crate) count_heap: bool,
 }
 
 impl Workload {
     /// `tasks` tasks with `concurrency` operations in flight.
-    pub fn new(tasks: usize, concurrency: usize) -> Self {
+    pub(crate) fn new(tasks: usize, concurrency: usize) -> Self {
         Workload {
             tasks,
             concurrency: concurrency.max(1),
@@ -159,7 +153,7 @@ impl Workload {
     }
 
     /// The same workload, counting heap bytes (see [`Workload::count_heap`]).
-    pub fn counting_heap(mut self) -> Self {
+    pub(crate) fn counting_heap(mut self) -> Self {
         self.count_heap = true;
         self
     }
@@ -170,7 +164,7 @@ const PROGRESS_BATCH: usize = 256;
 
 /// Called with the number of operations completed since the last call (for a progress
 /// bar), every few hundred operations.
-pub type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
+pub(crate) type Progress = Arc<dyn Fn(Phase, usize) + Send + Sync>;
 
 /// 512 ASCII characters, distinct per task so nothing is shared between tasks.
 fn content(i: usize, which: &str) -> Arc<str> {
@@ -205,7 +199,7 @@ fn tool_call(i: usize) -> OpaqueJson {
 }
 
 /// The two items one turn of task `i` adds, with request id `req-{i}-{turn}`.
-pub fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
+pub(crate) fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
     let task_id = format!("task-{i}");
     let request_id = format!("req-{i}-{turn}");
     let now = Timestamp::now_utc();
@@ -228,7 +222,7 @@ pub fn turn_items(i: usize, turn: usize) -> [AgentTaskItem; 2] {
 }
 
 /// Task `i` of the workload, as the create phase stores it.
-pub fn new_task(i: usize) -> AgentTask {
+pub(crate) fn new_task(i: usize) -> AgentTask {
     let now = Timestamp::now_utc();
     let mut task = AgentTask::new(
         format!("task-{i}"),
@@ -251,6 +245,10 @@ struct Shared {
     turns: OnceLock<Vec<Mutex<Option<[AgentTaskItem; 2]>>>>,
     ids: Vec<String>,
     request_ids: Vec<String>,
+    /// Which tasks this run created and has not deleted: what it removes if it fails.
+    created: Vec<AtomicBool>,
+    /// Set when an operation failed, so that the other workers stop too.
+    failed: AtomicBool,
 }
 
 impl Shared {
@@ -261,7 +259,9 @@ impl Shared {
             Phase::Create => {
                 let task = take(&self.payloads, i)
                     .ok_or_else(|| missing(phase, format!("payload {i}")))?;
-                self.store.create(task).await.map_err(fail)
+                self.store.create(task).await.map_err(fail)?;
+                self.created[i].store(true, Ordering::Relaxed);
+                Ok(())
             }
             Phase::Load => match self.store.load(&self.ids[i]).await.map_err(fail)? {
                 Some(_) => Ok(()),
@@ -291,8 +291,30 @@ impl Shared {
                 task.last_updated = Timestamp::now_utc();
                 self.store.update(task).await.map_err(fail)
             }
-            Phase::Delete => self.store.delete(&self.ids[i]).await.map_err(fail),
+            Phase::Delete => {
+                self.store.delete(&self.ids[i]).await.map_err(fail)?;
+                self.created[i].store(false, Ordering::Relaxed);
+                Ok(())
+            }
         }
+    }
+
+    /// Deletes every task this run created and has not deleted; returns the ids of those
+    /// that could not be deleted.
+    async fn remove_created(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for (id, created) in self.ids.iter().zip(&self.created) {
+            if !created.load(Ordering::Relaxed) {
+                continue;
+            }
+            match self.store.delete(id).await {
+                Ok(()) => created.store(false, Ordering::Relaxed),
+                // Gone already (expired, or removed by someone else): nothing to do.
+                Err(err) if err.is_not_found() => created.store(false, Ordering::Relaxed),
+                Err(_) => left.push(id.to_owned()),
+            }
+        }
+        left
     }
 }
 
@@ -317,11 +339,14 @@ async fn drive(
             let mut unreported = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
+                if i >= n || shared.failed.load(Ordering::Relaxed) {
                     break;
                 }
                 let t0 = Instant::now();
-                shared.op(phase, i).await?;
+                if let Err(err) = shared.op(phase, i).await {
+                    shared.failed.store(true, Ordering::Relaxed);
+                    return Err(err);
+                }
                 latencies.push(t0.elapsed().as_nanos() as u64);
                 // Report progress in batches: a per-operation callback would cost more
                 // than the fastest operations being measured.
@@ -339,19 +364,29 @@ async fn drive(
             Ok::<_, BenchError>(latencies)
         }));
     }
+    // Every worker is awaited, even after one failed: none may still be writing when the
+    // run cleans up.
     let mut all = Vec::with_capacity(n);
+    let mut first_error = None;
     for worker in workers {
-        match worker.await {
-            Ok(latencies) => all.extend(latencies?),
-            Err(join) => {
-                return Err(BenchError::Check {
-                    phase: phase.as_str(),
-                    message: format!("a worker failed: {join}"),
-                })
+        let outcome = worker.await.unwrap_or_else(|join| {
+            Err(BenchError::Check {
+                phase: phase.as_str(),
+                message: format!("a worker failed: {join}"),
+            })
+        });
+        match outcome {
+            Ok(latencies) => all.extend(latencies),
+            Err(err) => {
+                shared.failed.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(err);
             }
         }
     }
-    Ok((started.elapsed(), all))
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok((started.elapsed(), all)),
+    }
 }
 
 fn summarize(phase: Phase, wall: Duration, mut latencies: Vec<u64>) -> PhaseResult {
@@ -398,9 +433,10 @@ fn take<T>(slots: &[Mutex<Option<T>>], i: usize) -> Option<T> {
 
 /// Runs the whole workload once against `store`.
 ///
-/// The store must not hold any of the workload's ids (`task-{i}`) beforehand; it holds
-/// none of them afterwards.
-pub async fn run(
+/// The workload's tasks have ids `task-{i}`; a task of that id already stored makes the
+/// run fail and is left as it is. Afterwards the store holds none of the tasks the run
+/// created, also when it failed (unless deleting failed too: those are logged).
+pub(crate) async fn run(
     store: Arc<dyn TaskPersistenceManager>,
     backend: &str,
     workload: &Workload,
@@ -410,14 +446,15 @@ pub async fn run(
     let c = workload.concurrency;
     let ids: Vec<String> = (0..n).map(|i| format!("task-{i}")).collect();
     let request_ids: Vec<String> = (0..n).map(|i| format!("req-{i}-0")).collect();
+    let created = (0..n).map(|_| AtomicBool::new(false)).collect();
     // The baseline is taken before the payloads exist: they move into the store, so
     // (after create - before) is what the store holds.
     // Memory is measured only in a run that counts the heap: returning freed pages to the
     // system before reading the RSS would make a timed run pay to fault them back in.
     let measuring = workload.count_heap;
-    let counting = measuring && crate::heap::start();
+    let counting = measuring && super::heap::start();
     if measuring {
-        crate::heap::release();
+        super::heap::release();
     }
     let rss_before = mem::rss_kib();
     let payloads = (0..n).map(|i| Mutex::new(Some(new_task(i)))).collect();
@@ -427,7 +464,46 @@ pub async fn run(
         turns: OnceLock::new(),
         ids,
         request_ids,
+        created,
+        failed: AtomicBool::new(false),
     });
+    let outcome = run_phases(
+        &shared,
+        workload,
+        progress,
+        measuring.then_some((counting, rss_before)),
+    )
+    .await;
+    if outcome.is_err() {
+        let left = shared.remove_created().await;
+        if !left.is_empty() {
+            tracing::error!(
+                count = left.len(),
+                first = ?left.first(),
+                "the failed benchmark run could not delete some of the tasks it created"
+            );
+        }
+    }
+    let (phases, memory) = outcome?;
+    Ok(RunResult {
+        backend: backend.to_owned(),
+        tasks: n,
+        concurrency: c,
+        phases,
+        memory,
+    })
+}
+
+/// The five phases of [`run`]; `measure` is `Some((counting, rss_before))` in a run that
+/// takes the memory figures.
+async fn run_phases(
+    shared: &Arc<Shared>,
+    workload: &Workload,
+    progress: Option<Progress>,
+    measure: Option<(bool, Option<u64>)>,
+) -> Result<(Vec<PhaseResult>, Option<MemoryFigures>), BenchError> {
+    let (n, c) = (workload.tasks, workload.concurrency);
+    let store = &shared.store;
     let mut phases = Vec::with_capacity(PHASES.len());
     let mut memory = None;
     for phase in PHASES {
@@ -437,10 +513,10 @@ pub async fn run(
                 .turns
                 .get_or_init(|| (0..n).map(|i| Mutex::new(Some(turn_items(i, 1)))).collect());
         }
-        let (wall, latencies) = drive(&shared, phase, c, progress.clone()).await?;
+        let (wall, latencies) = drive(shared, phase, c, progress.clone()).await?;
         phases.push(summarize(phase, wall, latencies));
-        if phase == Phase::Create && measuring {
-            let heap = if counting { crate::heap::stop() } else { None };
+        if let (Phase::Create, Some((counting, rss_before))) = (phase, measure) {
+            let heap = if counting { super::heap::stop() } else { None };
             memory = memory_after_create(n, rss_before, heap);
         }
         if phase == Phase::Turn && n > 0 {
@@ -454,13 +530,7 @@ pub async fn run(
             }
         }
     }
-    Ok(RunResult {
-        backend: backend.to_owned(),
-        tasks: n,
-        concurrency: c,
-        phases,
-        memory,
-    })
+    Ok((phases, memory))
 }
 
 fn memory_after_create(
@@ -469,7 +539,7 @@ fn memory_after_create(
     heap_delta: Option<i64>,
 ) -> Option<MemoryFigures> {
     let n = n.max(1) as u64;
-    crate::heap::release();
+    super::heap::release();
     let (before, after, peak) = (rss_before?, mem::rss_kib()?, mem::peak_rss_kib()?);
     Some(MemoryFigures {
         rss_before_kib: before,
@@ -507,7 +577,7 @@ mod mem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InMemoryPersistenceManager;
+    use ta_persistence::InMemoryPersistenceManager;
 
     #[test]
     fn a_new_task_matches_the_workload_shape() {
@@ -551,7 +621,33 @@ mod tests {
                 .unwrap();
             assert_eq!(r.phases.len(), 5);
             assert!(r.phases.iter().all(|p| p.ops == 200));
-            assert_eq!(store.stats(), crate::MemoryStats::default());
+            assert_eq!(store.stats(), ta_persistence::MemoryStats::default());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_run_removes_its_own_tasks_and_keeps_the_others() {
+        let store = InMemoryPersistenceManager::new();
+        let mut theirs = AgentTask::new(
+            "task-150",
+            "their-session",
+            "their-user",
+            Timestamp::now_utc(),
+        );
+        theirs.items.extend(turn_items(9999, 0));
+        store.create(theirs.clone()).await.unwrap();
+        let shared: Arc<dyn TaskPersistenceManager> = Arc::new(store.clone());
+        let err = run(shared, "memory", &Workload::new(300, 8), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BenchError::Operation { phase: "create", source } if source.kind() == ta_persistence::ErrorKind::AlreadyExists),
+            "{err:?}"
+        );
+        assert_eq!(store.load("task-150").await.unwrap(), Some(theirs));
+        for i in (0..300).filter(|&i| i != 150) {
+            let id = format!("task-{i}");
+            assert_eq!(store.load(&id).await.unwrap(), None, "{id} was left behind");
         }
     }
 }

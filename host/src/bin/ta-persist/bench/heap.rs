@@ -1,13 +1,12 @@
 //! Counting the live heap, for the benchmark's bytes-per-task figure.
 //!
-//! A program opts in by installing [`CountingAllocator`] as its global allocator (the
-//! `ta-persist` binary does). Counting is off until [`start`] is called, and costs one
-//! relaxed load per allocation while off. Only allocations of the program itself are
-//! seen: a plugin library allocates through its own allocator.
+//! `main.rs` installs [`CountingAllocator`] around mimalloc as the global allocator.
+//! Counting is off until [`start`] is called, and costs one relaxed load per allocation
+//! while off. Only allocations of this program are seen: a plugin library allocates
+//! through its own allocator.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::OnceLock;
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -15,11 +14,11 @@ static LIVE: AtomicI64 = AtomicI64::new(0);
 
 /// A global allocator that counts live bytes while counting is on, around another one.
 #[derive(Debug)]
-pub struct CountingAllocator<A>(pub A);
+pub(crate) struct CountingAllocator<A>(A);
 
 impl<A> CountingAllocator<A> {
     /// Wraps an allocator.
-    pub const fn new(inner: A) -> Self {
+    pub(crate) const fn new(inner: A) -> Self {
         CountingAllocator(inner)
     }
 }
@@ -76,32 +75,25 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
 
 /// Starts counting (from zero). Returns `false` when no [`CountingAllocator`] is
 /// installed, and nothing will be counted.
-pub fn start() -> bool {
+pub(crate) fn start() -> bool {
     LIVE.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::Relaxed);
     INSTALLED.load(Ordering::Relaxed)
 }
 
 /// Stops counting; returns the net bytes allocated since [`start`], if counted.
-pub fn stop() -> Option<i64> {
+pub(crate) fn stop() -> Option<i64> {
     COUNTING.store(false, Ordering::Relaxed);
     INSTALLED
         .load(Ordering::Relaxed)
         .then(|| LIVE.load(Ordering::Relaxed))
 }
 
-static RELEASE: OnceLock<fn()> = OnceLock::new();
-
-/// Sets how to make the allocator return freed memory to the system (the first setting
-/// wins). Allocators keep freed pages for reuse, so without this a resident-set reading
-/// counts memory the program no longer uses.
-pub fn set_release(release: fn()) {
-    let _ = RELEASE.set(release);
-}
-
-/// Asks the allocator to return freed memory to the system, if a way was set.
-pub fn release() {
-    if let Some(release) = RELEASE.get() {
-        release();
-    }
+/// Asks mimalloc to return the pages it holds free to the system: allocators keep freed
+/// pages for reuse, so without this a resident-set reading counts memory the program no
+/// longer uses.
+pub(crate) fn release() {
+    // SAFETY: `mi_collect` takes no pointers and may be called at any time from any
+    // thread; it only walks mimalloc's own free lists.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
