@@ -80,12 +80,27 @@ async fn tls_works_with_the_configured_ca_and_only_with_it() {
     let err = construct_error(&no_ca);
     assert!(err.contains("Redis at localhost"), "{err}");
     // Plain text to a TLS port gets no answer the client accepts.
-    let err = construct_error(&server.vars_with(&[
-        ("TA_REDIS_SSL", "false"),
-        ("TA_REDIS_CA_CERT", ""),
-        ("TA_REDIS_TIMEOUT_MS", "1000"),
-    ]));
+    let mut plain = server.vars_with(&[("TA_REDIS_SSL", "false"), ("TA_REDIS_TIMEOUT_MS", "1000")]);
+    plain.remove("TA_REDIS_CA_CERT");
+    let err = construct_error(&plain);
     assert!(err.contains("Redis at localhost"), "{err}");
+    // An empty variable is refused, not read as unset.
+    let err = construct_error(&server.vars_with(&[("TA_REDIS_CA_CERT", "")]));
+    assert!(
+        err.contains("TA_REDIS_CA_CERT") && err.contains("empty"),
+        "{err}"
+    );
+    // A CA file without a certificate is refused at start-up, naming the variable,
+    // instead of failing every connection later as an unknown issuer.
+    let garbage = server.dir().join("garbage-ca.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.to_str().unwrap().to_owned();
+    let err = construct_error(&server.vars_with(&[("TA_REDIS_CA_CERT", &garbage)]));
+    assert!(
+        err.contains("TA_REDIS_CA_CERT") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    assert!(!err.contains("UnknownIssuer"), "{err}");
     // A malformed switch is refused before anything connects.
     let err = construct_error(&server.vars_with(&[("TA_REDIS_SSL", "sometimes")]));
     assert!(
