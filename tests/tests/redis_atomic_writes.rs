@@ -66,11 +66,11 @@ async fn seeded(server: &RedisServer) -> (ForeignManager, redis::Connection) {
     store
         .create(task("t1", "2025-01-01T00:00:00", &["r1", "r2"]))
         .await
-        .unwrap();
+        .expect("create t1");
     store
         .create(task("t2", "2025-01-01T00:00:01", &["r2", "r3"]))
         .await
-        .unwrap();
+        .expect("create t2");
     (store, server.conn())
 }
 
