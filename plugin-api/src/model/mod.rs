@@ -14,10 +14,12 @@
 use std::sync::Arc;
 
 mod opaque;
+mod syntax;
 mod timestamp;
 mod wire;
 
 pub use opaque::{ExtraFields, OpaqueJson};
+pub use syntax::check_json_syntax;
 pub use timestamp::{Timestamp, TimestampError};
 pub use wire::WireError;
 

@@ -20,11 +20,19 @@ use super::{
 
 /// Why a task document could not be read, and where.
 ///
+/// Two kinds, told apart by [`WireError::is_not_json`]:
+/// - the bytes are not a JSON document at all, as Python's `json.loads` reads JSON (see
+///   [`check_json_syntax`](super::check_json_syntax)): nothing can read them;
+/// - they are JSON, but do not fit the task model (a missing field, a wrong type, an
+///   unknown status): a newer or other writer may have stored them, so they deserve to be
+///   kept and reported rather than discarded.
+///
 /// `path` names the field (`items[0].role`, or `(root)` for the document itself), `line`
 /// and `column` the place in the text (1-based; 0 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid task document at {path}: {message}{}",
+    "{} at {path}: {message}{}",
+    if *.not_json { "not a JSON document" } else { "invalid task document" },
     position_suffix(*.line, *.column)
 )]
 pub struct WireError {
@@ -32,6 +40,7 @@ pub struct WireError {
     message: String,
     line: usize,
     column: usize,
+    not_json: bool,
 }
 
 fn position_suffix(line: usize, column: usize) -> String {
@@ -67,6 +76,23 @@ impl WireError {
         self.column
     }
 
+    /// Whether the bytes are not a JSON document at all (as Python's `json.loads` reads
+    /// JSON), rather than JSON that does not fit the task model.
+    pub fn is_not_json(&self) -> bool {
+        self.not_json
+    }
+
+    /// A syntax error found by [`check_json_syntax`](super::check_json_syntax).
+    pub(crate) fn not_json(message: &str, line: usize, column: usize) -> Self {
+        Self {
+            path: ROOT_PATH.to_owned(),
+            message: message.to_owned(),
+            line,
+            column,
+            not_json: true,
+        }
+    }
+
     /// Builds the error from `serde_json`'s, with the path the second, tracking pass found.
     fn new(path: &str, error: &serde_json::Error) -> Self {
         let (line, column) = (error.line(), error.column());
@@ -87,15 +113,21 @@ impl WireError {
             message,
             line,
             column,
+            not_json: false,
         }
     }
 
     /// Explains a failed parse. Reading is done a second time with path tracking, so that a
-    /// document that parses (the usual case) pays nothing for it.
+    /// document that parses (the usual case) pays nothing for it; bytes that are not JSON
+    /// at all are reported as such first.
     fn locate<'de, R: serde_json::de::Read<'de>>(
+        bytes: &[u8],
         first: serde_json::Error,
         mut deserializer: serde_json::Deserializer<R>,
     ) -> Self {
+        if let Err(not_json) = super::check_json_syntax(bytes) {
+            return not_json;
+        }
         match serde_path_to_error::deserialize::<_, AgentTask>(&mut deserializer) {
             Err(tracked) => Self::new(&tracked.path().to_string(), tracked.inner()),
             Ok(_) => match deserializer.end() {
@@ -111,14 +143,20 @@ impl AgentTask {
     /// Reads a task document (the JSON pydantic's `model_dump_json()` writes, or anything it
     /// accepts: keys in any order, whitespace, missing defaults).
     pub fn from_json(json: &str) -> Result<AgentTask, WireError> {
-        serde_json::from_str(json)
-            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_str(json)))
+        serde_json::from_str(json).map_err(|first| {
+            WireError::locate(
+                json.as_bytes(),
+                first,
+                serde_json::Deserializer::from_str(json),
+            )
+        })
     }
 
     /// [`AgentTask::from_json`] for bytes (which must be UTF-8).
     pub fn from_json_slice(json: &[u8]) -> Result<AgentTask, WireError> {
-        serde_json::from_slice(json)
-            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_slice(json)))
+        serde_json::from_slice(json).map_err(|first| {
+            WireError::locate(json, first, serde_json::Deserializer::from_slice(json))
+        })
     }
 
     /// The task as pydantic's `model_dump_json()` writes it: compact, known fields in
@@ -678,6 +716,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.path(), "items[0].role");
+        assert!(!err.is_not_json());
         assert_eq!(
             err.message(),
             "unknown variant `system`, expected `user` or `assistant`"
@@ -713,11 +752,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.path(), "(root)");
-        assert!(err.message().contains("trailing characters"), "{err}");
+        assert!(err.is_not_json());
+        assert_eq!(err.message(), "extra data after the document");
+        assert_eq!((err.line(), err.column()), (1, 113));
+        assert!(err
+            .to_string()
+            .starts_with("not a JSON document at (root): "));
 
         let err = AgentTask::from_json_slice(b"{\"task_id\":\"\xff\"}").unwrap_err();
-        assert_eq!(err.path(), "task_id");
-        assert!(err.message().contains("unicode"), "{err}");
+        assert!(err.is_not_json());
+        assert!(err.message().contains("UTF-8"), "{err}");
 
         let err = AgentTask::from_json(
             r#"{"task_id":"t","session_id":"s","user_id":"u","items":[{"task_id":"t","request_id":"r","role":"user","item":{"content":"c"},"updated":"2025-01-01","chat_history":[1]}],"created_at":"2025-01-01","last_updated":"2025-01-01"}"#,
