@@ -2,17 +2,23 @@
 //!
 //! Every type here reads and writes the JSON that pydantic's `model_dump_json()` produces
 //! for the Python `AgentTask`: compact, keys in declaration order, explicit `null`s, enum
-//! values as strings, and datetimes that keep their naive or offset form. Reading is as
-//! lenient as pydantic's lax mode (missing `status` and `content_type` take their
-//! defaults, keys may come in any order), and, unlike pydantic, fields this version does
-//! not know are kept and written back after the known ones, so a document written by a
-//! newer writer loses nothing when an older reader updates it.
+//! values as strings, and datetimes that keep their naive or offset form. Reading accepts
+//! every document the Python original reads (`json.loads`, then pydantic's lax mode):
+//! missing `status` and `content_type` take their defaults, keys may come in any order and
+//! repeat (the last one wins), datetimes take every form pydantic's parser takes, and
+//! opaque values may hold `NaN`/`Infinity`. Unlike pydantic, fields this version does not
+//! know are kept and written back after the known ones, so a document written by a newer
+//! writer loses nothing when an older reader updates it.
+//!
+//! A document that cannot be read says whether it is not JSON at all
+//! ([`WireError::is_not_json`], [`check_json_syntax`]) or JSON that does not fit the model.
 //!
 //! `pending_tool_calls` elements and `chat_history` are [`OpaqueJson`]: the store never
 //! looks inside them and keeps them verbatim.
 
 use std::sync::Arc;
 
+mod normalize;
 mod opaque;
 mod syntax;
 mod timestamp;
