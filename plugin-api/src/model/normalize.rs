@@ -13,6 +13,8 @@
 //! repeated keys included. Runs only on the slow path: when the document did not read as
 //! it is and has passed [`check_json_syntax`](super::check_json_syntax).
 
+use std::collections::HashMap;
+
 use super::{AgentTask, OpaqueJson};
 
 /// A rewritten document, and what to put back into opaque values.
@@ -156,8 +158,10 @@ impl Writer<'_> {
 
     fn object(&mut self, start: usize, level: Level) {
         let bytes = self.src.as_bytes();
-        // One entry per distinct key, at the place of the first.
+        // One entry per distinct key, at the place of the first (found through a map: an
+        // object may have any number of keys).
         let mut entries: Vec<Entry> = Vec::new();
+        let mut places: HashMap<String, usize> = HashMap::new();
         let mut pos = skip_ws(bytes, start + 1);
         while bytes.get(pos) == Some(&b'"') {
             let key_end = string_end(bytes, pos);
@@ -170,16 +174,19 @@ impl Writer<'_> {
             pos = skip_ws(bytes, pos + 1); // the colon
             let value_start = pos;
             let value_end = value_end(bytes, value_start);
-            match entries.iter_mut().find(|entry| entry.key == key) {
-                Some(entry) => {
-                    entry.value = (value_start, value_end);
+            match places.get(&key) {
+                Some(&place) => {
+                    entries[place].value = (value_start, value_end);
                     self.changed = true;
                 }
-                None => entries.push(Entry {
-                    key,
-                    key_span,
-                    value: (value_start, value_end),
-                }),
+                None => {
+                    places.insert(key.clone(), entries.len());
+                    entries.push(Entry {
+                        key,
+                        key_span,
+                        value: (value_start, value_end),
+                    });
+                }
             }
             pos = skip_ws(bytes, value_end);
             if bytes.get(pos) == Some(&b',') {

@@ -1,5 +1,6 @@
 //! JSON the store keeps without looking inside: `OpaqueJson` values and `ExtraFields`.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
@@ -278,6 +279,51 @@ impl ExtraFields {
         }
     }
 
+    /// Appends a field read from a document, without looking for an earlier one of the
+    /// same name; [`ExtraFields::settle_repeats`] resolves repeats once all are read.
+    pub(crate) fn push_read(&mut self, name: String, value: OpaqueJson) {
+        self.0.push((name, value));
+    }
+
+    /// Leaves one field per name, as Python's `json` does: at the place of the first, with
+    /// the value of the last. Linear: a document may hold any number of fields.
+    pub(crate) fn settle_repeats(&mut self) {
+        if self.0.len() < 2 {
+            return;
+        }
+        // (index of a repeat, index of the first field of its name), in input order.
+        let repeats: Vec<(usize, usize)> = {
+            let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.0.len());
+            self.0
+                .iter()
+                .enumerate()
+                .filter_map(|(index, (name, _))| match first.entry(name.as_str()) {
+                    Entry::Occupied(place) => Some((index, *place.get())),
+                    Entry::Vacant(place) => {
+                        place.insert(index);
+                        None
+                    }
+                })
+                .collect()
+        };
+        if repeats.is_empty() {
+            return;
+        }
+        for &(repeat, first) in &repeats {
+            self.0[first].1 = self.0[repeat].1.clone();
+        }
+        let mut drop = repeats.iter().map(|&(repeat, _)| repeat).peekable();
+        let mut index = 0;
+        self.0.retain(|_| {
+            let keep = drop.peek() != Some(&index);
+            if !keep {
+                drop.next();
+            }
+            index += 1;
+            keep
+        });
+    }
+
     /// Removes the field `name` and returns its value, if present. Keeps the others' order.
     pub fn remove(&mut self, name: &str) -> Option<OpaqueJson> {
         let index = self.0.iter().position(|(key, _)| key == name)?;
@@ -392,6 +438,24 @@ mod tests {
             serde_json::to_string_pretty(&value).unwrap(),
             r#"{"a":NaN,"s":"x\u00e9"}"#
         );
+    }
+
+    #[test]
+    fn repeats_keep_the_first_place_and_the_last_value() {
+        for count in [3, 5000] {
+            let mut extra = ExtraFields::new();
+            for n in 0..count {
+                extra.push_read(format!("k{n}"), OpaqueJson::parse(&n.to_string()).unwrap());
+            }
+            extra.push_read("k1".into(), OpaqueJson::parse("\"last\"").unwrap());
+            extra.push_read("k0".into(), OpaqueJson::parse("true").unwrap());
+            extra.push_read("k1".into(), OpaqueJson::parse("\"later\"").unwrap());
+            extra.settle_repeats();
+            assert_eq!(extra.len(), count);
+            let pairs: Vec<(&str, &str)> =
+                extra.iter().take(3).map(|(k, v)| (k, v.as_str())).collect();
+            assert_eq!(pairs, [("k0", "true"), ("k1", "\"later\""), ("k2", "2")]);
+        }
     }
 
     #[test]

@@ -462,7 +462,7 @@ fn read_extra<'de, A: MapAccess<'de>>(
     name: String,
 ) -> Result<(), A::Error> {
     let value: OpaqueJson = map.next_value()?;
-    extra.insert(name, value);
+    extra.push_read(name, value);
     Ok(())
 }
 
@@ -529,6 +529,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 TaskKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(AgentTask {
             task_id: required(task_id, "task_id")?,
             session_id: required(session_id, "session_id")?,
@@ -578,6 +579,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
                 ItemKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(AgentTaskItem {
             task_id: required(task_id, "task_id")?,
             request_id: required(request_id, "request_id")?,
@@ -620,6 +622,7 @@ impl<'de> Visitor<'de> for ContentVisitor {
                 ContentKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(MultiModalItem {
             content_type: content_type.unwrap_or_default(),
             content: required::<String, _>(content, "content")?.into(),
