@@ -118,8 +118,8 @@ impl WireError {
         }
     }
 
-    /// Explains a failed parse of `bytes`. Reading is done a second time with path
-    /// tracking, so that a document that parses (the usual case) pays nothing for it.
+    /// Explains a failed parse. Reading is done a second time with path tracking, so that a
+    /// document that parses (the usual case) pays nothing for it.
     fn locate<'de, R: serde_json::de::Read<'de>>(
         first: serde_json::Error,
         mut deserializer: serde_json::Deserializer<R>,
@@ -175,8 +175,14 @@ impl AgentTask {
 }
 
 impl AgentTask {
-    /// Reads a task document (the JSON pydantic's `model_dump_json()` writes, or anything it
-    /// accepts: keys in any order, whitespace, missing defaults).
+    /// Reads a task document: the JSON pydantic's `model_dump_json()` writes, or anything
+    /// the Python original reads (`json.loads`, then pydantic): keys in any order or
+    /// repeated (the last wins), whitespace, missing defaults, every datetime form pydantic
+    /// takes, `NaN`/`Infinity` inside opaque values.
+    ///
+    /// Standard JSON is read in one pass; only a document that fails it is checked for
+    /// what Python's `json` reads beyond it. The error tells bytes that are not JSON at all
+    /// ([`WireError::is_not_json`]) from JSON that does not fit the model.
     pub fn from_json(json: &str) -> Result<AgentTask, WireError> {
         serde_json::from_str(json).or_else(|first| Self::from_python_json(json.as_bytes(), first))
     }
