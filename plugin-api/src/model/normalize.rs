@@ -1,29 +1,40 @@
 //! Rewrites a document that only Python's `json` reads into one `serde_json` reads.
 //!
-//! Two things Python's `json` accepts stop `serde_json` or change the meaning:
-//! - repeated keys: Python keeps the last value (at the place of the first key), so an
-//!   earlier value that does not fit the model must not fail the read. The task, item and
-//!   content objects are rebuilt with one entry per key;
-//! - `NaN`, `Infinity` and `-Infinity` literals: each is replaced by a placeholder, an
-//!   array holding a marker string found nowhere in the input. Every typed field refuses an
-//!   array whose element is a string (as pydantic refuses a float there), and opaque values
-//!   get their literal back afterwards ([`Normalized::restore`]).
+//! What Python's `json` accepts and `serde_json` does not, or reads differently:
+//! - repeated keys: Python keeps the last value (at the place of the first), so an earlier
+//!   value that does not fit the model must not fail the read. The task, item and content
+//!   objects are rebuilt with one entry per key;
+//! - `NaN`, `Infinity` and `-Infinity` literals, and nesting deeper than `serde_json`'s
+//!   limit of 128 levels (Python goes to about 1000);
 //!
-//! Values below the model's objects (opaque JSON, unknown fields) are copied verbatim,
-//! repeated keys included. Runs only on the slow path: when the document did not read as
-//! it is and has passed [`check_json_syntax`](super::check_json_syntax).
+//! Opaque values (`chat_history`, each `pending_tool_calls` object, unknown fields) are set
+//! aside whole: each is replaced by a small placeholder object and put back verbatim after
+//! the typed read ([`Normalized::restore`]), so nothing inside them reaches `serde_json`.
+//! A literal left in a typed place (`"created_at": NaN`) is replaced by an array holding a
+//! marker string, which every typed field refuses, as pydantic refuses a float there.
+//! Markers are built to occur nowhere in the input.
+//!
+//! Runs only on the slow path: when the document did not read as it is and has passed
+//! [`check_json_syntax`](super::check_json_syntax). Iterative throughout.
 
 use std::collections::HashMap;
 
 use super::{AgentTask, OpaqueJson};
 
-/// A rewritten document, and what to put back into opaque values.
-pub(crate) struct Normalized {
+/// A rewritten document, and what to put back into it.
+pub(crate) struct Normalized<'a> {
     /// The document `serde_json` can read.
     pub(crate) text: String,
-    /// The start of each placeholder's string (`"\u0000ta…-`), unique in the input.
+    /// The input.
+    src: &'a str,
+    /// The start of each placeholder's string (`\u0000ta…-`), unique in the input.
     marker: String,
-    /// Whether any literal was replaced.
+    /// The opaque values set aside, by placeholder number.
+    set_aside: Vec<Span>,
+    /// Whether keys were deduplicated or literals replaced: the rewrite changes what is
+    /// read, not only how.
+    pub(crate) changed: bool,
+    /// Whether a literal was replaced in a typed place.
     pub(crate) replaced_literals: bool,
 }
 
@@ -38,26 +49,68 @@ enum Level {
     Content,
 }
 
-/// Rewrites `text` (which passed the syntax check) if it has repeated keys in the model's
-/// objects or non-finite literals anywhere; `None` when there is nothing to rewrite.
-pub(crate) fn normalize(text: &str) -> Option<Normalized> {
+/// What a value is read as.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// One of the model's objects.
+    Model(Level),
+    /// The task's `items`: an array of items.
+    Items,
+    /// A typed field (a string, an enum, a datetime).
+    Typed,
+    /// An unknown field: any value, kept verbatim.
+    Opaque,
+    /// `chat_history`: an object kept verbatim (anything else is refused later).
+    OpaqueObject,
+    /// `pending_tool_calls`: an array of objects kept verbatim.
+    OpaqueObjects,
+}
+
+impl Place {
+    fn of(level: Level, key: &str) -> Place {
+        match (level, key) {
+            (Level::Task, "items") => Place::Items,
+            (Level::Task, "task_id" | "session_id" | "user_id")
+            | (Level::Task, "created_at" | "last_updated" | "status") => Place::Typed,
+            (Level::Item, "item") => Place::Model(Level::Content),
+            (Level::Item, "chat_history") => Place::OpaqueObject,
+            (Level::Item, "pending_tool_calls") => Place::OpaqueObjects,
+            (Level::Item, "task_id" | "request_id" | "role" | "updated") => Place::Typed,
+            (Level::Content, "content_type" | "content") => Place::Typed,
+            _ => Place::Opaque,
+        }
+    }
+}
+
+/// Rewrites `text`, which passed the syntax check.
+pub(crate) fn normalize(text: &str) -> Normalized<'_> {
     let marker = unique_marker(text);
     let mut writer = Writer {
         src: text,
-        out: String::with_capacity(text.len() + 64),
+        out: String::with_capacity(text.len() / 2 + 64),
         marker: &marker,
+        set_aside: Vec::new(),
         changed: false,
         replaced_literals: false,
     };
     let start = skip_ws(text.as_bytes(), 0);
     let end = value_end(text.as_bytes(), start);
-    writer.value(start, end, Some(Level::Task));
-    let (changed, replaced_literals, text) = (writer.changed, writer.replaced_literals, writer.out);
-    changed.then_some(Normalized {
+    writer.value(start, end, Place::Model(Level::Task));
+    let Writer {
+        out,
+        set_aside,
+        changed,
         replaced_literals,
-        text,
+        ..
+    } = writer;
+    Normalized {
+        text: out,
+        src: text,
         marker,
-    })
+        set_aside,
+        changed,
+        replaced_literals,
+    }
 }
 
 /// A marker prefix that occurs nowhere in `text`, so every occurrence after the rewrite
@@ -73,15 +126,15 @@ fn unique_marker(text: &str) -> String {
     }
 }
 
-impl Normalized {
-    /// Puts the literals back into every opaque value of `task` that holds a placeholder.
+impl Normalized<'_> {
+    /// Puts every opaque value set aside back into `task`, verbatim.
     pub(crate) fn restore(&self, task: &mut AgentTask) {
-        if !self.replaced_literals {
+        if self.set_aside.is_empty() {
             return;
         }
         let fix = |value: &mut OpaqueJson| {
-            if value.as_str().contains(&self.marker) {
-                *value = OpaqueJson::from_python_text(&self.unplace(value.as_str()));
+            if let Some(original) = self.original(value.as_str()) {
+                *value = OpaqueJson::from_python_text(original);
             }
         };
         for (_, value) in task.extra.iter_mut() {
@@ -103,25 +156,29 @@ impl Normalized {
         }
     }
 
-    /// `message` with any placeholder (or its marker string) shown as its literal.
-    pub(crate) fn describe(&self, message: &str) -> String {
-        let mut out = self.unplace(message);
-        for (index, literal) in LITERALS.iter().enumerate() {
-            out = out.replace(&format!("\"{}{index}\"", self.marker), literal);
-        }
-        out
+    /// The input text a set-aside placeholder stands for.
+    fn original(&self, placeholder: &str) -> Option<&str> {
+        let number = placeholder
+            .strip_prefix("{\"")?
+            .strip_prefix(self.marker.as_str())?
+            .strip_prefix("\":")?
+            .strip_suffix('}')?;
+        let (start, end) = *self.set_aside.get(number.parse::<usize>().ok()?)?;
+        self.src.get(start..end)
     }
 
-    fn unplace(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+    /// `message` with any literal placeholder (or its marker string) shown as its literal.
+    pub(crate) fn describe(&self, message: &str) -> String {
+        let mut out = message.to_owned();
         for (index, literal) in LITERALS.iter().enumerate() {
-            out = out.replace(&placeholder(&self.marker, index), literal);
+            out = out.replace(&literal_placeholder(&self.marker, index), literal);
+            out = out.replace(&format!("\"{}{index}\"", self.marker), literal);
         }
         out
     }
 }
 
-fn placeholder(marker: &str, index: usize) -> String {
+fn literal_placeholder(marker: &str, index: usize) -> String {
     format!("[\"{marker}{index}\"]")
 }
 
@@ -139,21 +196,33 @@ struct Writer<'a> {
     src: &'a str,
     out: String,
     marker: &'a str,
+    set_aside: Vec<Span>,
     changed: bool,
     replaced_literals: bool,
 }
 
 impl Writer<'_> {
-    /// Writes the value `src[start..end]`; an object at `level` is rebuilt with one entry
-    /// per key.
-    fn value(&mut self, start: usize, end: usize, level: Option<Level>) {
-        let bytes = self.src.as_bytes();
-        match (level, bytes.get(start)) {
-            (Some(level), Some(b'{')) => self.object(start, level),
-            // `items` of the task: each element is an item.
-            (Some(Level::Item), Some(b'[')) => self.array_of_items(start),
+    /// Writes the value `src[start..end]`, read as `place`.
+    fn value(&mut self, start: usize, end: usize, place: Place) {
+        let first = self.src.as_bytes().get(start).copied();
+        match (place, first) {
+            (Place::Model(level), Some(b'{')) => self.object(start, level),
+            (Place::Items, Some(b'[')) => self.array(start, Place::Model(Level::Item)),
+            (Place::OpaqueObjects, Some(b'[')) => self.array(start, Place::OpaqueObject),
+            (Place::Opaque, _) | (Place::OpaqueObject, Some(b'{')) => self.put_aside(start, end),
             _ => self.verbatim(start, end),
         }
+    }
+
+    /// Writes a placeholder object for an opaque value, to be put back after the read.
+    fn put_aside(&mut self, start: usize, end: usize) {
+        let number = self.set_aside.len();
+        self.set_aside.push((start, end));
+        self.out.push_str("{\"");
+        self.out.push_str(self.marker);
+        self.out.push_str("\":");
+        self.out.push_str(&number.to_string());
+        self.out.push('}');
     }
 
     fn object(&mut self, start: usize, level: Level) {
@@ -201,17 +270,14 @@ impl Writer<'_> {
             self.out
                 .push_str(&self.src[entry.key_span.0..entry.key_span.1]);
             self.out.push(':');
-            let child = match (level, entry.key.as_str()) {
-                (Level::Task, "items") => Some(Level::Item),
-                (Level::Item, "item") => Some(Level::Content),
-                _ => None,
-            };
-            self.value(entry.value.0, entry.value.1, child);
+            let place = Place::of(level, &entry.key);
+            self.value(entry.value.0, entry.value.1, place);
         }
         self.out.push('}');
     }
 
-    fn array_of_items(&mut self, start: usize) {
+    /// Writes the array at `start`, each element read as `element`.
+    fn array(&mut self, start: usize, element: Place) {
         let bytes = self.src.as_bytes();
         let mut pos = skip_ws(bytes, start + 1);
         self.out.push('[');
@@ -222,7 +288,7 @@ impl Writer<'_> {
                 self.out.push(',');
             }
             first = false;
-            self.value(pos, end, Some(Level::Item));
+            self.value(pos, end, element);
             pos = skip_ws(bytes, end);
             if bytes.get(pos) == Some(&b',') {
                 pos = skip_ws(bytes, pos + 1);
@@ -247,7 +313,7 @@ impl Writer<'_> {
                     {
                         Some(index) => {
                             self.out.push_str(&self.src[copied..pos]);
-                            self.out.push_str(&placeholder(self.marker, index));
+                            self.out.push_str(&literal_placeholder(self.marker, index));
                             pos += LITERALS[index].len();
                             copied = pos;
                             self.changed = true;

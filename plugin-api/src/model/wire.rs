@@ -144,17 +144,18 @@ impl AgentTask {
         check_json_syntax(bytes)?;
         // The syntax check has just shown the bytes to be UTF-8.
         let text = std::str::from_utf8(bytes).unwrap_or_default();
-        let Some(normalized) = normalize::normalize(text) else {
-            return Err(WireError::locate(
-                first,
-                serde_json::Deserializer::from_str(text),
-            ));
-        };
+        let normalized = normalize::normalize(text);
         match serde_json::from_str::<AgentTask>(&normalized.text) {
             Ok(mut task) => {
                 normalized.restore(&mut task);
                 Ok(task)
             }
+            // Only opaque values were set aside: the document reads as the input does, and
+            // the first error stands, with its position in the input.
+            Err(_) if !normalized.changed => Err(WireError::locate(
+                first,
+                serde_json::Deserializer::from_str(text),
+            )),
             Err(again) => {
                 let mut error =
                     WireError::locate(again, serde_json::Deserializer::from_str(&normalized.text));
@@ -749,6 +750,31 @@ mod tests {
         let err = AgentTask::from_json(&format!(r#"{base},"status":"Paused","status":"Done"}}"#))
             .unwrap_err();
         assert_eq!(err.path(), "status");
+        assert!(!err.is_not_json());
+    }
+
+    #[test]
+    fn opaque_values_nest_as_deep_as_python_reads_them() {
+        // Far past serde_json's limit of 128 levels; Python's json reads about 1000.
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        let text = format!(
+            r#"{{"task_id":"t","session_id":"s","user_id":"u","items":[{{"task_id":"t","request_id":"r","role":"user","item":{{"content_type":"text","content":"c"}},"updated":"2025-01-01T00:00:00","pending_tool_calls":[{{"a":{deep}}}],"chat_history":{{"d":{deep}}},"x":{deep}}}],"created_at":"2025-01-01T00:00:00","last_updated":"2025-01-01T00:00:00","status":"Running"}}"#
+        );
+        let task = AgentTask::from_json(&text).unwrap();
+        let item = &task.items[0];
+        assert_eq!(
+            item.chat_history.as_ref().map(OpaqueJson::as_str),
+            Some(format!(r#"{{"d":{deep}}}"#).as_str())
+        );
+        assert_eq!(
+            item.extra.get("x").map(OpaqueJson::as_str),
+            Some(deep.as_str())
+        );
+        assert_eq!(task.to_json(), text);
+        // Deep nesting in a typed place is still refused, and says where.
+        let bad = text.replace(r#""user_id":"u""#, &format!(r#""user_id":{deep}"#));
+        let err = AgentTask::from_json(&bad).unwrap_err();
+        assert_eq!(err.path(), "user_id");
         assert!(!err.is_not_json());
     }
 
