@@ -610,13 +610,29 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_discriminant() {
-        for v in 0u8..=12 {
-            if let Some(kind) = ErrorKind::from_u8(v) {
-                assert_eq!(kind as u8, v);
+        use ErrorKind::*;
+        let all = [
+            AlreadyExists,
+            NotFound,
+            InvalidInput,
+            Conflict,
+            Corrupt,
+            Unavailable,
+            Timeout,
+            Backend,
+            Plugin,
+        ];
+        for kind in all {
+            // Exhaustive: a new kind stops this compiling until it is listed above.
+            match kind {
+                AlreadyExists | NotFound | InvalidInput | Conflict | Corrupt | Unavailable
+                | Timeout | Backend | Plugin => {}
             }
+            assert_eq!(ErrorKind::from_u8(kind as u8), Some(kind), "{kind:?}");
         }
-        assert_eq!(ErrorKind::from_u8(0), None);
-        assert_eq!(ErrorKind::from_u8(9), Some(ErrorKind::Plugin));
+        // Every discriminant that maps to a kind is one of them, each once, in order.
+        let mapped: Vec<ErrorKind> = (0..=u8::MAX).filter_map(ErrorKind::from_u8).collect();
+        assert_eq!(mapped, all);
     }
 
     #[test]
