@@ -196,15 +196,7 @@ impl PersistenceFactory {
         let Some(path) = start(config)? else {
             return Ok(Self::built_in(config));
         };
-        let (done, receiver) = tokio::sync::oneshot::channel();
-        let loaded = match spawn_load(config, move |result| done.send(result).is_ok()) {
-            Ok(progress) => match deadline(config.timeout, receiver).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(no_answer(&path)),
-                Err(_) => Err(timed_out(config, &path, &progress)),
-            },
-            Err(err) => Err(err),
-        };
+        let loaded = load_within_deadline(config, &path).await;
         Self::finish(config, path, loaded)
     }
 
@@ -364,6 +356,37 @@ fn spawn_load(
             path: PathBuf::from(shown),
             reason: format!("cannot start a thread to load it: {err}"),
         })
+}
+
+/// Opens the plugin library `config` names and builds its manager, under the configured
+/// deadline and without blocking the async runtime, with no fallback: the load that
+/// [`PersistenceFactory::from_config_async`] runs before applying its failure policy, for
+/// tools that report each check themselves. Calls through the manager are held to the
+/// same deadline.
+pub async fn load_plugin_within_deadline(
+    config: &Config,
+) -> Result<(PluginLibrary, GuardedManager), LoadError> {
+    let path = config.module.clone().unwrap_or_default();
+    let (lib, manager) = load_within_deadline(config, &path).await?;
+    let label = format!(
+        "{}/{}",
+        lib.name(),
+        config.class.as_deref().unwrap_or_default()
+    );
+    Ok((lib, GuardedManager::new(manager, label, config.timeout)))
+}
+
+async fn load_within_deadline(
+    config: &Config,
+    path: &std::path::Path,
+) -> Result<(PluginLibrary, ForeignManager), LoadError> {
+    let (done, receiver) = tokio::sync::oneshot::channel();
+    let progress = spawn_load(config, move |result| done.send(result).is_ok())?;
+    match deadline(config.timeout, receiver).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(no_answer(path)),
+        Err(_) => Err(timed_out(config, path, &progress)),
+    }
 }
 
 /// The reason for a load that missed its deadline, naming the step it was stuck in.

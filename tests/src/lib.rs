@@ -2,6 +2,7 @@
 //! and locating plugin libraries, and running a real `redis-server`.
 
 pub mod cdylib;
+pub mod cli;
 pub mod fixtures;
 pub mod logs;
 pub mod redis_server;

@@ -2,41 +2,9 @@
 //! `conformance` against real libraries, and the task commands with their exit codes
 //! against a real Redis through the plugin.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use ta_persistence_tests::cdylib::{plugin, ta_persist};
+use ta_persistence_tests::cdylib::plugin;
+use ta_persistence_tests::cli::{code, run, stderr, stdout};
 use ta_persistence_tests::redis_server::RedisServer;
-
-/// Runs `ta-persist` with only the given `TA_*` variables set.
-fn run(args: &[&str], vars: &[(&str, &str)], stdin_file: Option<&Path>) -> Output {
-    let mut cmd = Command::new(ta_persist());
-    cmd.args(args).env("RUST_LOG", "off");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TA_") {
-            cmd.env_remove(name);
-        }
-    }
-    for (name, value) in vars {
-        cmd.env(name, value);
-    }
-    if let Some(file) = stdin_file {
-        cmd.stdin(std::fs::File::open(file).expect("the input file opens"));
-    }
-    cmd.output().expect("ta-persist runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn check_passes_a_plugin_and_names_the_failed_step_of_a_broken_one() {
@@ -49,7 +17,7 @@ fn check_passes_a_plugin_and_names_the_failed_step_of_a_broken_one() {
             "MemoryTaskPersistenceManager",
         ],
         &[],
-        None,
+        b"",
     );
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert_eq!(
@@ -60,7 +28,7 @@ fn check_passes_a_plugin_and_names_the_failed_step_of_a_broken_one() {
     );
 
     let no_root = plugin("ta-fixture-no-root");
-    let out = run(&["check", no_root.to_str().unwrap()], &[], None);
+    let out = run(&["check", no_root.to_str().unwrap()], &[], b"");
     assert_eq!(code(&out), 1);
     let text = stdout(&out);
     assert!(
@@ -72,7 +40,7 @@ fn check_passes_a_plugin_and_names_the_failed_step_of_a_broken_one() {
 
 #[test]
 fn info_reports_the_backend_and_exits_9_after_a_fallback() {
-    let out = run(&["info", "--json"], &[], None);
+    let out = run(&["info", "--json"], &[], b"");
     assert_eq!(code(&out), 0);
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["backend"], "memory");
@@ -82,7 +50,7 @@ fn info_reports_the_backend_and_exits_9_after_a_fallback() {
         ("TA_PERSISTENCE_MODULE", memory.to_str().unwrap()),
         ("TA_PERSISTENCE_CLASS", "MemoryTaskPersistenceManager"),
     ];
-    let out = run(&["info", "--json"], &vars, None);
+    let out = run(&["info", "--json"], &vars, b"");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["backend"], "plugin");
@@ -93,14 +61,14 @@ fn info_reports_the_backend_and_exits_9_after_a_fallback() {
         ("TA_PERSISTENCE_MODULE", "/nonexistent/libnothing.so"),
         ("TA_PERSISTENCE_CLASS", "Anything"),
     ];
-    let out = run(&["info", "--json"], &vars, None);
+    let out = run(&["info", "--json"], &vars, b"");
     assert_eq!(code(&out), 9);
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["backend"], "memory (fallback)");
     assert_eq!(json["failed_check"], 1);
 
     let strict = [vars[0], vars[1], ("TA_PERSISTENCE_STRICT", "true")];
-    let out = run(&["info"], &strict, None);
+    let out = run(&["info"], &strict, b"");
     assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("TA_PERSISTENCE_STRICT"),
@@ -122,7 +90,7 @@ fn conformance_runs_the_suite_against_a_library() {
             "etag",
         ],
         &[],
-        None,
+        b"",
     );
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     let text = stdout(&out);
@@ -150,33 +118,33 @@ fn task_commands_round_trip_through_redis_with_distinct_exit_codes() {
     let minimal = fixtures.join("canonical/minimal.json");
     let text = std::fs::read_to_string(&minimal).unwrap();
 
-    let put = run(&["put", minimal.to_str().unwrap()], &vars, None);
+    let put = run(&["put", minimal.to_str().unwrap()], &vars, b"");
     assert_eq!(code(&put), 0, "{}", stderr(&put));
-    let again = run(&["put", "-"], &vars, Some(&minimal));
+    let again = run(&["put", "-"], &vars, &std::fs::read(&minimal).unwrap());
     assert_eq!(code(&again), 4, "already exists: {}", stderr(&again));
 
-    let got = run(&["get", "task-1"], &vars, None);
+    let got = run(&["get", "task-1"], &vars, b"");
     assert_eq!(code(&got), 0);
     assert_eq!(stdout(&got).trim_end(), text.trim_end());
-    let found = run(&["find", "req-1"], &vars, None);
+    let found = run(&["find", "req-1"], &vars, b"");
     assert_eq!(code(&found), 0);
     assert_eq!(stdout(&found).trim_end(), text.trim_end());
-    assert_eq!(code(&run(&["get", "no-such-task"], &vars, None)), 3);
+    assert_eq!(code(&run(&["get", "no-such-task"], &vars, b"")), 3);
 
     let rejected = fixtures.join("rejected/unknown_role.json");
-    let bad = run(&["update", rejected.to_str().unwrap()], &vars, None);
+    let bad = run(&["update", rejected.to_str().unwrap()], &vars, b"");
     assert_eq!(code(&bad), 5);
     assert!(stderr(&bad).contains("items[0].role"), "{}", stderr(&bad));
 
-    assert_eq!(code(&run(&["delete", "task-1"], &vars, None)), 0);
-    assert_eq!(code(&run(&["delete", "task-1"], &vars, None)), 3);
-    assert_eq!(code(&run(&["clear"], &vars, None)), 5, "clear needs --yes");
-    assert_eq!(code(&run(&["clear", "--yes"], &vars, None)), 0);
+    assert_eq!(code(&run(&["delete", "task-1"], &vars, b"")), 0);
+    assert_eq!(code(&run(&["delete", "task-1"], &vars, b"")), 3);
+    assert_eq!(code(&run(&["clear"], &vars, b"")), 5, "clear needs --yes");
+    assert_eq!(code(&run(&["clear", "--yes"], &vars, b"")), 0);
 
     // The server gone: strict start-up refuses (1); without strict, the commands refuse
     // to work on the fallback store (6).
     drop(server);
-    assert_eq!(code(&run(&["get", "task-1"], &vars, None)), 1);
+    assert_eq!(code(&run(&["get", "task-1"], &vars, b"")), 1);
     let lenient = &vars[..2];
     let lenient: Vec<(&str, &str)> = lenient
         .iter()
@@ -186,5 +154,5 @@ fn task_commands_round_trip_through_redis_with_distinct_exit_codes() {
             ("TA_REDIS_TIMEOUT_MS", "500"),
         ])
         .collect();
-    assert_eq!(code(&run(&["get", "task-1"], &lenient, None)), 6);
+    assert_eq!(code(&run(&["get", "task-1"], &lenient, b"")), 6);
 }

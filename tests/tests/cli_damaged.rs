@@ -2,41 +2,8 @@
 //! dynamic loader die of `SIGBUS`, so the command line must refuse them with a message and
 //! an exit code, in `check` (the diagnostic tool itself) and in `info`, strict or not.
 
-use std::process::{Command, Output};
-
-use ta_persistence_tests::cdylib::ta_persist;
+use ta_persistence_tests::cli::{code, run, text};
 use ta_persistence_tests::fixtures::{truncated_plugin, TRUNCATED_SIZES};
-
-/// Runs `ta-persist` with only the given `TA_*` variables set.
-fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(ta_persist());
-    cmd.args(args).env("RUST_LOG", "off");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TA_") {
-            cmd.env_remove(name);
-        }
-    }
-    for (name, value) in vars {
-        cmd.env(name, value);
-    }
-    cmd.output().expect("ta-persist runs")
-}
-
-/// The exit code; a death by signal fails the test with the signal named.
-fn exit_code(out: &Output, what: &str) -> i32 {
-    match out.status.code() {
-        Some(code) => code,
-        None => panic!("{what} was killed by a signal: {:?}", out.status),
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn check_reports_a_truncated_library_instead_of_dying() {
@@ -46,9 +13,10 @@ fn check_reports_a_truncated_library_instead_of_dying() {
         let out = run(
             &["check", path, "--class", "MemoryTaskPersistenceManager"],
             &[],
+            b"",
         );
         let what = format!("check of a copy cut at {size} bytes");
-        assert_eq!(exit_code(&out, &what), 1, "{what}: {}", text(&out));
+        assert_eq!(code(&out), 1, "{what}: {}", text(&out));
         let shown = text(&out);
         assert!(
             shown.contains("[FAIL] 2. file is a complete shared library for this platform")
@@ -69,8 +37,8 @@ fn info_falls_back_or_refuses_with_the_reason_instead_of_dying() {
         ("TA_PERSISTENCE_CLASS", "MemoryTaskPersistenceManager"),
     ];
 
-    let out = run(&["info", "--json"], &vars);
-    assert_eq!(exit_code(&out, "info"), 9, "{}", text(&out));
+    let out = run(&["info", "--json"], &vars, b"");
+    assert_eq!(code(&out), 9, "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info --json");
     assert_eq!(json["failed_check"], 2, "{json}");
     assert!(
@@ -79,8 +47,8 @@ fn info_falls_back_or_refuses_with_the_reason_instead_of_dying() {
     );
 
     let strict = [vars[0], vars[1], ("TA_PERSISTENCE_STRICT", "true")];
-    let out = run(&["info"], &strict);
-    assert_eq!(exit_code(&out, "strict info"), 1, "{}", text(&out));
+    let out = run(&["info"], &strict, b"");
+    assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(
         text(&out).contains("truncated or damaged library"),
         "{}",

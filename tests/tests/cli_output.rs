@@ -2,44 +2,10 @@
 //! escaped, colour appears only on a terminal without `NO_COLOR`, and `put` reads a
 //! bounded amount of input.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use ta_persistence_tests::cdylib::{ta_persist, workspace_root};
-
-/// Runs `ta-persist` on the built-in store (no `TA_*` variables but `vars`), with
-/// `stdin` as its standard input.
-fn run(args: &[&str], vars: &[(&str, &str)], stdin: &[u8]) -> Output {
-    let mut cmd = Command::new(ta_persist());
-    cmd.args(args).env("RUST_LOG", "off").env_remove("NO_COLOR");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TA_") {
-            cmd.env_remove(name);
-        }
-    }
-    for (name, value) in vars {
-        cmd.env(name, value);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ta-persist starts");
-    let mut input = child.stdin.take().expect("a stdin pipe");
-    // The command may stop reading early (a limit): a broken pipe is expected then.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().expect("ta-persist runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use ta_persistence_tests::cli::{code, run, stderr};
 
 fn minimal() -> std::path::PathBuf {
     workspace_root().join("tests/fixtures/wire/canonical/minimal.json")

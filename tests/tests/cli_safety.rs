@@ -4,49 +4,12 @@
 //! `--in-place` runs against the configured store as documented.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ta_persistence_tests::cdylib::{plugin, ta_persist, workspace_root};
+use ta_persistence_tests::cdylib::{plugin, workspace_root};
+use ta_persistence_tests::cli::{code, command, run, stderr};
 use ta_persistence_tests::redis_server::{RedisServer, REDIS_CLASS};
-
-/// A `ta-persist` command with only the given `TA_*` variables set.
-fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(ta_persist());
-    cmd.args(args).env("RUST_LOG", "off");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TA_") {
-            cmd.env_remove(name);
-        }
-    }
-    for (name, value) in vars {
-        cmd.env(name, value);
-    }
-    cmd
-}
-
-/// Runs `ta-persist` with `stdin` as its standard input.
-fn run(args: &[&str], vars: &[(&str, &str)], stdin: &[u8]) -> Output {
-    let mut child = command(args, vars)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ta-persist starts");
-    let mut input = child.stdin.take().expect("a stdin pipe");
-    input.write_all(stdin).expect("stdin is written");
-    drop(input);
-    child.wait_with_output().expect("ta-persist runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The plugin variables of a store on `server` with the default prefix (the Python
 /// original's `task_persistence`), as an operator would configure it.

@@ -9,6 +9,7 @@ use clap::Args;
 use serde_json::json;
 use ta_persistence::api::conformance;
 use ta_persistence::config::Config;
+use ta_persistence::factory::load_plugin_within_deadline;
 use ta_persistence::loader::{open_library, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
@@ -196,14 +197,21 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(1);
         }
     };
-    match lib.construct(Some(&class), &config.vars) {
+    // Built as the factory builds it: on a thread of its own, under the deadline, so a
+    // constructor or a health check that never returns cannot hang the check itself.
+    config.module = Some(args.library.clone());
+    config.class = Some(class.clone());
+    match load_plugin_within_deadline(&config)
+        .await
+        .map(|(_, manager)| manager)
+    {
         Ok(manager) => {
             step_line(class_step, Ok(class.escape_debug().to_string()));
             step_line(construct_step, Ok(String::new()));
