@@ -107,7 +107,10 @@ impl fmt::Display for ActiveBackend {
                 ..
             } => write!(
                 f,
-                "plugin {plugin} {version}, class {class}, from {}",
+                "plugin {} {}, class {}, from {}",
+                plugin.escape_debug(),
+                version.escape_debug(),
+                class.escape_debug(),
                 path.display()
             ),
             ActiveBackend::Fallback { reason, .. } => write!(f, "{FALLBACK}: {reason}"),

@@ -105,9 +105,18 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
                 version,
                 classes,
             } => {
-                println!("backend:  plugin {plugin} {version}");
+                // Names come from the plugin: escaped, so they cannot drive the terminal.
+                println!(
+                    "backend:  plugin {} {}",
+                    plugin.escape_debug(),
+                    version.escape_debug()
+                );
                 println!("library:  {}", path.display());
-                println!("class:    {class}");
+                println!("class:    {}", class.escape_debug());
+                let classes: Vec<String> = classes
+                    .iter()
+                    .map(|c| c.escape_debug().to_string())
+                    .collect();
                 println!("exports:  {}", classes.join(", "));
             }
             ActiveBackend::Fallback {
@@ -119,11 +128,16 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
                     "backend:  built-in in-memory store (FALLBACK: the configured plugin failed)"
                 );
                 println!("library:  {}", path.display());
-                println!("class:    {}", class.as_deref().unwrap_or("(not set)"));
+                let class = class.as_deref().map(str::escape_debug);
+                match class {
+                    Some(class) => println!("class:    {class}"),
+                    None => println!("class:    (not set)"),
+                }
                 println!("reason:   {reason}");
                 println!(
-                    "          (check {} of 8: {})",
+                    "          (check {} of {}: {})",
                     reason.step(),
+                    CHECKS.len(),
                     CHECKS[usize::from(reason.step()) - 1]
                 );
             }
