@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 use ta_persistence::api::conformance;
 use ta_persistence::config::Config;
-use ta_persistence::loader::{open_library, CHECKS};
+use ta_persistence::loader::{open_library_with, to_hex, LoadOptions, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
 use crate::scratch::{self, Placement};
@@ -121,8 +121,9 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
                 println!("class:    {}", class.as_deref().unwrap_or("(not set)"));
                 println!("reason:   {reason}");
                 println!(
-                    "          (check {} of 8: {})",
+                    "          (check {} of {}: {})",
                     reason.step(),
+                    CHECKS.len(),
                     CHECKS[usize::from(reason.step()) - 1]
                 );
             }
@@ -151,8 +152,10 @@ fn step_line(step: usize, outcome: Result<String, String>) {
 
 pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     println!("checking {}", args.library.display());
-    let lib = match open_library(&args.library) {
-        Ok(lib) => lib,
+    // Hashed, so that step 1 shows the value to pin the file with.
+    let options = LoadOptions::default().with_hash(true);
+    let (lib, exposures) = match open_library_with(&args.library, &options) {
+        Ok(opened) => opened,
         Err(err) => {
             let failed = usize::from(err.step());
             for step in 1..failed {
@@ -172,7 +175,15 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     let construct_step = CHECKS.len();
     let version_step = class_step - 2;
     for step in 1..class_step {
-        let detail = if step == version_step {
+        let detail = if step == 1 {
+            // The value to pin it with (TA_PERSISTENCE_MODULE_SHA256).
+            let digest = lib.sha256().map(to_hex).unwrap_or_default();
+            let mut detail = format!("sha256 {digest}");
+            for exposure in &exposures {
+                detail.push_str(&format!("; warning: {exposure}"));
+            }
+            detail
+        } else if step == version_step {
             format!(
                 "version {} ({} {})",
                 lib.interface_version(),
