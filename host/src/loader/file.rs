@@ -308,5 +308,27 @@ mod tests {
             "{exposures:?}"
         );
         assert!(exposures[0].to_string().contains("writable by its group"));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        // Owned by another user who is not root: only root can hand a file over, so
+        // this part runs where the tests run as root.
+        // SAFETY: as above, `geteuid` has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let exposures = open(&path, false).unwrap().exposures;
+            assert!(
+                matches!(
+                    exposures.as_slice(),
+                    [Exposure::ForeignOwner {
+                        what: "file",
+                        uid: 65534,
+                        ..
+                    }]
+                ),
+                "{exposures:?}"
+            );
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+            assert_eq!(open(&path, false).unwrap().exposures, vec![]);
+        }
     }
 }
