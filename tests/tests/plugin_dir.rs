@@ -257,3 +257,67 @@ async fn the_factory_finds_a_bare_name_in_the_plugin_dir() {
     .unwrap_err();
     assert!(err.to_string().contains(MODULE_VAR), "{err}");
 }
+
+#[test]
+fn info_shows_the_plugin_found_in_the_dir_its_pin_and_who_else_can_write_it() {
+    let dir = private_dir("plugin-dir-info");
+    let path = copy_into(
+        &dir,
+        &platform_file_name("memory"),
+        &plugin("ta-plugin-memory"),
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let pin = ta_persistence::loader::to_hex(&sha256_of(&bytes));
+    let vars = [
+        (PLUGIN_DIR_VAR, dir.to_str().unwrap()),
+        (MODULE_VAR, "memory"),
+        ("TA_PERSISTENCE_CLASS", "MemoryTaskPersistenceManager"),
+        ("TA_PERSISTENCE_MODULE_SHA256", pin.as_str()),
+    ];
+    let out = run(&["info", "--json"], &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("info --json");
+    assert_eq!(info["backend"], "plugin", "{info}");
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    assert_eq!(info["path"], canonical.to_str().unwrap(), "{info}");
+    assert_eq!(info["pinned_sha256"], pin.as_str(), "{info}");
+    assert_eq!(info["warnings"], serde_json::json!([]), "{info}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let out = run(&["info"], &vars);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        assert!(
+            shown.contains(&format!("pinned:   sha256 {pin}")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("warning:  plugin file") && shown.contains("writable by anyone"),
+            "{shown}"
+        );
+        // Strict: refused, with the reason.
+        let strict = [vars.as_slice(), &[("TA_PERSISTENCE_STRICT", "true")]].concat();
+        let out = run(&["info"], &strict);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("writable by anyone"), "{}", text(&out));
+    }
+
+    // A wrong pin: the fallback, naming the mismatch.
+    let mut wrong = vars;
+    let zeros = "0".repeat(64);
+    wrong[3].1 = zeros.as_str();
+    let out = run(&["info", "--json"], &wrong);
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("info --json");
+    assert_eq!(info["failed_check"], 1, "{info}");
+    assert!(
+        info["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the pinned"),
+        "{info}"
+    );
+}

@@ -63,8 +63,20 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
         Err(err) => format!("failing: {}", err.report()),
     };
     let active = factory.active_backend();
+    // The pin, if one is configured (the factory was just built from the same
+    // environment, so it parses).
+    let pin = Config::from_env()
+        .ok()
+        .and_then(|c| c.module_sha256)
+        .map(|d| to_hex(&d));
+    let warnings: Vec<String> = factory.warnings().iter().map(ToString::to_string).collect();
     if args.json {
-        let mut out = json!({ "backend": active.kind(), "health": health_text });
+        let mut out = json!({
+            "backend": active.kind(),
+            "health": health_text,
+            "pinned_sha256": pin,
+            "warnings": warnings,
+        });
         match active {
             ActiveBackend::Plugin {
                 path,
@@ -128,6 +140,12 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
                 );
             }
             _ => println!("backend:  {}", active.kind()),
+        }
+        if let Some(pin) = &pin {
+            println!("pinned:   sha256 {pin}");
+        }
+        for warning in &warnings {
+            println!("warning:  {}", warning.escape_debug());
         }
         println!("health:   {health_text}");
     }
