@@ -39,6 +39,7 @@ fn text(out: &Output) -> String {
 /// A directory holding a good plugin, a truncated copy of it, a text file named like a
 /// library, a plugin built for another interface version, a library whose initialiser
 /// aborts, and a file with another suffix.
+#[cfg(target_os = "linux")]
 fn mixed_dir() -> PathBuf {
     let dir = private_dir("plugin-dir-mixed");
     copy_into(
@@ -62,6 +63,7 @@ fn mixed_dir() -> PathBuf {
     dir
 }
 
+#[cfg(target_os = "linux")]
 fn entry<'a>(listing: &'a Value, name: &str) -> &'a Value {
     let file = platform_file_name(name);
     listing["libraries"]
@@ -70,6 +72,8 @@ fn entry<'a>(listing: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{file} is not listed: {listing:#}"))
 }
 
+// The misbehaving initialiser is an ELF one, and `sha256sum` is GNU coreutils.
+#[cfg(target_os = "linux")]
 #[test]
 fn the_listing_tells_good_damaged_foreign_and_misbehaving_files_apart() {
     let dir = mixed_dir();
@@ -130,6 +134,7 @@ fn the_listing_tells_good_damaged_foreign_and_misbehaving_files_apart() {
 
 /// The SHA-256 of `bytes` as the system's `sha256sum` computes it, independently of the
 /// host.
+#[cfg(target_os = "linux")]
 fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     use std::io::Write;
     let mut child = Command::new("sha256sum")
@@ -148,6 +153,8 @@ fn sha256_of(bytes: &[u8]) -> [u8; 32] {
         .expect("sha256sum prints a digest")
 }
 
+// The misbehaving initialiser is an ELF one, and `sha256sum` is GNU coreutils.
+#[cfg(target_os = "linux")]
 #[test]
 fn the_text_listing_defaults_to_the_configured_directory() {
     let dir = mixed_dir();
@@ -184,6 +191,8 @@ fn the_text_listing_defaults_to_the_configured_directory() {
     assert!(text(&out).contains(PLUGIN_DIR_VAR), "{}", text(&out));
 }
 
+// The misbehaving initialiser is an ELF one, and `sha256sum` is GNU coreutils.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_directory_of_good_plugins_passes_and_a_hanging_initialiser_is_cut_off() {
     let dir = private_dir("plugin-dir-good");
@@ -258,6 +267,8 @@ async fn the_factory_finds_a_bare_name_in_the_plugin_dir() {
     assert!(err.to_string().contains(MODULE_VAR), "{err}");
 }
 
+// The misbehaving initialiser is an ELF one, and `sha256sum` is GNU coreutils.
+#[cfg(target_os = "linux")]
 #[test]
 fn info_shows_the_plugin_found_in_the_dir_its_pin_and_who_else_can_write_it() {
     let dir = private_dir("plugin-dir-info");
