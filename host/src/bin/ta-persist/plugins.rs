@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 use ta_persistence::config::{
-    has_library_suffix, parse_timeout, DEFAULT_TIMEOUT, PLUGIN_DIR_VAR, TIMEOUT_VAR,
+    has_library_suffix, parse_timeout, ConfigError, DEFAULT_TIMEOUT, PLUGIN_DIR_VAR, TIMEOUT_VAR,
 };
 use ta_persistence::loader::{check_file, open_library_with, to_hex, LoadError, LoadOptions};
 
@@ -72,12 +72,13 @@ fn refusal(err: &LoadError) -> Value {
     out
 }
 
-/// How long a child may take to open one library.
-fn probe_deadline() -> Duration {
-    std::env::var(TIMEOUT_VAR)
-        .ok()
-        .and_then(|v| parse_timeout(TIMEOUT_VAR, &v).ok())
-        .unwrap_or(DEFAULT_TIMEOUT)
+/// How long a child may take to open one library: `TA_PERSISTENCE_TIMEOUT_MS`, parsed
+/// as strictly as the host parses it.
+fn probe_deadline() -> Result<Duration, ConfigError> {
+    match std::env::var(TIMEOUT_VAR) {
+        Ok(v) => parse_timeout(TIMEOUT_VAR, &v),
+        Err(_) => Ok(DEFAULT_TIMEOUT),
+    }
 }
 
 /// Opens `path` in a child process and returns its answer, or what became of the child.
@@ -159,7 +160,13 @@ pub(crate) async fn list(args: PluginsArgs) -> ExitCode {
     paths.sort();
     let (candidates, ignored): (Vec<PathBuf>, Vec<PathBuf>) =
         paths.into_iter().partition(|p| has_library_suffix(p));
-    let deadline = probe_deadline();
+    let deadline = match probe_deadline() {
+        Ok(deadline) => deadline,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
     let mut listed = Vec::new();
     for path in &candidates {
         // Checks 1 and 2 read the file and never run it: safe in this process.
