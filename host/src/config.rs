@@ -2,7 +2,9 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `TA_PERSISTENCE_MODULE` | path of a plugin library (`.so`, `.dylib`, `.dll`); unset: the built-in in-memory store |
+//! | `TA_PERSISTENCE_MODULE` | path of a plugin library (`.so`, `.dylib`, `.dll`), or with `TA_PERSISTENCE_PLUGIN_DIR` a file name in that directory; unset: the built-in in-memory store |
+//! | `TA_PERSISTENCE_PLUGIN_DIR` | the directory where a bare file name in `TA_PERSISTENCE_MODULE` is looked up (see [`Config::module_path`]); also what `ta-persist plugins` lists |
+//! | `TA_PERSISTENCE_MODULE_SHA256` | the library's SHA-256 as 64 hex digits: any other file is refused (falls back, or with strict refuses to start) |
 //! | `TA_PERSISTENCE_CLASS` | the manager the library exports (required with a module) |
 //! | `TA_PERSISTENCE_STRICT` | `true`: refuse to start when the plugin fails instead of falling back to memory (default `false`) |
 //! | `TA_PERSISTENCE_TIMEOUT_MS` | the host's deadline, in milliseconds, on loading and constructing a plugin and on each call into it (default [`DEFAULT_TIMEOUT`], 30 s; at most one hour) |
@@ -21,13 +23,16 @@
 //! substitutions or swaps of two neighbours, after upper-casing and reading `-` as `_`)
 //! of a known variable, or one whose first 15 characters are that close to the
 //! `TA_PERSISTENCE_` prefix. Without `TA_PERSISTENCE_STRICT` these are warnings; with it
-//! they are start-up errors, as is a `TA_PERSISTENCE_CLASS` without a
-//! `TA_PERSISTENCE_MODULE` (a plugin was meant, none can be loaded).
+//! they are start-up errors, as is a `TA_PERSISTENCE_CLASS` or a
+//! `TA_PERSISTENCE_MODULE_SHA256` without a `TA_PERSISTENCE_MODULE` (a plugin was meant,
+//! none can be loaded).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+
+use crate::loader::{parse_hex, Exposure, Sha256Digest};
 
 /// A configuration value that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +74,12 @@ pub enum ConfigWarning {
         /// A variable that looks like a misspelled `TA_PERSISTENCE_MODULE`.
         misspelled_module: Option<String>,
     },
+    /// `TA_PERSISTENCE_MODULE_SHA256` is set but `TA_PERSISTENCE_MODULE` is not: a pinned
+    /// plugin was meant.
+    PinWithoutModule,
+    /// The plugin file or its directory can be changed by another user (found when the
+    /// plugin is loaded; with strict the load is refused instead).
+    ExposedPlugin(Exposure),
 }
 
 impl ConfigWarning {
@@ -77,6 +88,8 @@ impl ConfigWarning {
         match self {
             ConfigWarning::UnknownVariable { name, .. } => name,
             ConfigWarning::ClassWithoutModule { .. } => CLASS_VAR,
+            ConfigWarning::PinWithoutModule => SHA256_VAR,
+            ConfigWarning::ExposedPlugin(_) => MODULE_VAR,
         }
     }
 }
@@ -112,6 +125,11 @@ impl fmt::Display for ConfigWarning {
                     None => Ok(()),
                 }
             }
+            ConfigWarning::PinWithoutModule => write!(
+                f,
+                "{SHA256_VAR} is set but {MODULE_VAR} is not, so there is no plugin to pin and the built-in in-memory store serves"
+            ),
+            ConfigWarning::ExposedPlugin(exposure) => exposure.fmt(f),
         }
     }
 }
@@ -124,8 +142,19 @@ pub const CLASS_VAR: &str = "TA_PERSISTENCE_CLASS";
 pub const STRICT_VAR: &str = "TA_PERSISTENCE_STRICT";
 /// The variable that sets the host's deadline on plugin calls and construction.
 pub const TIMEOUT_VAR: &str = "TA_PERSISTENCE_TIMEOUT_MS";
+/// The variable that names the directory a bare module file name is looked up in.
+pub const PLUGIN_DIR_VAR: &str = "TA_PERSISTENCE_PLUGIN_DIR";
+/// The variable that pins the plugin library's SHA-256.
+pub const SHA256_VAR: &str = "TA_PERSISTENCE_MODULE_SHA256";
 /// Every `TA_PERSISTENCE_*` variable the host reads.
-pub const KNOWN_VARS: [&str; 4] = [MODULE_VAR, CLASS_VAR, STRICT_VAR, TIMEOUT_VAR];
+pub const KNOWN_VARS: [&str; 6] = [
+    MODULE_VAR,
+    CLASS_VAR,
+    STRICT_VAR,
+    TIMEOUT_VAR,
+    PLUGIN_DIR_VAR,
+    SHA256_VAR,
+];
 
 /// The host's deadline when `TA_PERSISTENCE_TIMEOUT_MS` is not set: long enough that a
 /// plugin's own limits (the Redis plugin's `TA_REDIS_TIMEOUT_MS`, 5 s) fire first with
@@ -142,8 +171,13 @@ const PREFIX: &str = "TA_PERSISTENCE_";
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// The plugin library, if one is configured.
+    /// The plugin library as configured, if one is: a path, or a file name in
+    /// [`Config::plugin_dir`] (see [`Config::module_path`]).
     pub module: Option<PathBuf>,
+    /// The directory a bare file name in `module` is looked up in.
+    pub plugin_dir: Option<PathBuf>,
+    /// The library's pinned SHA-256: any other file is refused.
+    pub module_sha256: Option<Sha256Digest>,
     /// The manager class to construct from it.
     pub class: Option<String>,
     /// Refuse to start (instead of falling back to memory) when the plugin fails.
@@ -161,6 +195,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             module: None,
+            plugin_dir: None,
+            module_sha256: None,
             class: None,
             strict: false,
             timeout: DEFAULT_TIMEOUT,
@@ -175,6 +211,11 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("module", &self.module)
+            .field("plugin_dir", &self.plugin_dir)
+            .field(
+                "module_sha256",
+                &self.module_sha256.as_ref().map(hex::encode),
+            )
             .field("class", &self.class)
             .field("strict", &self.strict)
             .field("timeout", &self.timeout)
@@ -223,6 +264,40 @@ impl Config {
             }
             Some(v) => Some(PathBuf::from(v)),
         };
+        let plugin_dir = match vars.get(PLUGIN_DIR_VAR) {
+            None => None,
+            Some(v) if v.trim().is_empty() => {
+                return Err(invalid(
+                    PLUGIN_DIR_VAR,
+                    v,
+                    "set but empty; unset it, or give a directory",
+                ))
+            }
+            Some(v) => Some(PathBuf::from(v)),
+        };
+        if let (Some(module), Some(_)) = (&module, &plugin_dir) {
+            if module.is_relative()
+                && module
+                    .components()
+                    .any(|c| matches!(c, Component::ParentDir))
+            {
+                return Err(invalid(
+                    MODULE_VAR,
+                    &module.display().to_string(),
+                    "a relative path with `..` is refused when TA_PERSISTENCE_PLUGIN_DIR is set (it would leave the directory); give a file name in the directory, or an absolute path",
+                ));
+            }
+        }
+        let module_sha256 = match vars.get(SHA256_VAR) {
+            None => None,
+            Some(v) => Some(parse_hex(v).ok_or_else(|| {
+                invalid(
+                    SHA256_VAR,
+                    v,
+                    "expected a SHA-256 as 64 hex digits (what `sha256sum` or `ta-persist check` prints)",
+                )
+            })?),
+        };
         let class = match vars.get(CLASS_VAR) {
             None => None,
             Some(v) if v.trim().is_empty() => {
@@ -240,6 +315,8 @@ impl Config {
         };
         let config = Config {
             module,
+            plugin_dir,
+            module_sha256,
             class,
             strict,
             timeout,
@@ -250,7 +327,8 @@ impl Config {
         Ok(config)
     }
 
-    /// The configuration's problems: misspelled variables, and a class without a module.
+    /// The configuration's problems: misspelled variables, and a class or a pin without a
+    /// module.
     pub fn warnings(&self) -> Vec<ConfigWarning> {
         let mut out = Vec::new();
         if let (None, Some(class)) = (&self.module, &self.class) {
@@ -266,8 +344,44 @@ impl Config {
                 misspelled_module,
             });
         }
+        if self.module.is_none() && self.module_sha256.is_some() {
+            out.push(ConfigWarning::PinWithoutModule);
+        }
         out.extend(self.misspelled.iter().cloned());
         out
+    }
+
+    /// The plugin library's path: `module` resolved against `plugin_dir`.
+    ///
+    /// - Without a plugin directory, `module` as it is.
+    /// - With one, a bare file name (no path separator) is a file in that directory:
+    ///   `dir/name` if something by that name is there; otherwise, if the name does not
+    ///   already end in this platform's library suffix, the platform's library file name
+    ///   for it (`libname.so`, `libname.dylib`, `name.dll`), so `redis` finds
+    ///   `libredis.so`; otherwise `dir/name` (which step 1 of the loader reports
+    ///   missing).
+    /// - A path with a separator (absolute, or relative like `./x.so`) is used as it is;
+    ///   a relative one holding `..` was refused when the configuration was read.
+    pub fn module_path(&self) -> Option<PathBuf> {
+        let module = self.module.as_ref()?;
+        let Some(dir) = &self.plugin_dir else {
+            return Some(module.clone());
+        };
+        let mut parts = module.components();
+        let bare = match (parts.next(), parts.next()) {
+            (Some(Component::Normal(_)), None) => !module.to_string_lossy().ends_with('/'),
+            _ => false,
+        };
+        if !bare {
+            return Some(module.clone());
+        }
+        let exact = dir.join(module);
+        let suffix = std::env::consts::DLL_SUFFIX;
+        let name = module.to_string_lossy();
+        if exact.symlink_metadata().is_ok() || name.ends_with(suffix) {
+            return Some(exact);
+        }
+        Some(dir.join(platform_file_name(&name)))
     }
 
     /// The warnings of a usable configuration; with [`Config::strict`], the first warning
@@ -295,6 +409,22 @@ impl Config {
         }
     }
 
+    /// The same configuration with a plugin directory (see [`Config::module_path`]).
+    pub fn with_plugin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.vars
+            .insert(PLUGIN_DIR_VAR.to_owned(), dir.display().to_string());
+        self.plugin_dir = Some(dir);
+        self
+    }
+
+    /// The same configuration with the library pinned to a SHA-256.
+    pub fn with_sha256(mut self, digest: Sha256Digest) -> Self {
+        self.vars.insert(SHA256_VAR.to_owned(), hex::encode(digest));
+        self.module_sha256 = Some(digest);
+        self
+    }
+
     /// The same configuration with the strict policy on or off.
     pub fn with_strict(mut self, strict: bool) -> Self {
         self.strict = strict;
@@ -315,6 +445,19 @@ impl Config {
         self.vars.insert(name.into(), value.into());
         self
     }
+}
+
+/// This platform's file name for a library called `name`: `libname.so`,
+/// `libname.dylib` or `name.dll`.
+pub fn platform_file_name(name: &str) -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}{name}{DLL_SUFFIX}")
+}
+
+/// Whether `path` is a library file by this platform's suffix (`.so`, `.dylib`, `.dll`).
+pub fn has_library_suffix(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
 }
 
 /// Parses a boolean variable: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case.
@@ -494,7 +637,11 @@ mod tests {
             assert_eq!(suggestion_for(other), None, "{other}");
         }
         for known in KNOWN_VARS {
-            let value = if known == STRICT_VAR { "false" } else { "1" };
+            let value = match known {
+                STRICT_VAR => "false",
+                SHA256_VAR => PIN,
+                _ => "1",
+            };
             let c = Config::from_vars([(known, value)]).unwrap();
             assert!(
                 c.warnings()
@@ -573,6 +720,71 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    /// The SHA-256 of the empty string.
+    const PIN: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_pin_is_parsed_and_a_malformed_one_names_the_variable() {
+        let c = Config::from_vars([(MODULE_VAR, "/x/l.so"), (SHA256_VAR, PIN)]).unwrap();
+        assert_eq!(c.module_sha256.map(hex::encode).as_deref(), Some(PIN));
+        let upper = PIN.to_uppercase();
+        let c = Config::from_vars([(MODULE_VAR, "/x/l.so"), (SHA256_VAR, upper.as_str())]).unwrap();
+        assert_eq!(c.module_sha256.map(hex::encode).as_deref(), Some(PIN));
+        for bad in ["", "abc", &PIN[1..], &PIN.replace('e', "z")] {
+            let e = Config::from_vars([(MODULE_VAR, "/x/l.so"), (SHA256_VAR, bad)]).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { name, .. } if name == SHA256_VAR),
+                "{bad:?}: {e}"
+            );
+            assert!(e.to_string().contains(SHA256_VAR), "{e}");
+        }
+        // A pin with nothing to pin: a warning, an error when strict.
+        let c = Config::from_vars([(SHA256_VAR, PIN)]).unwrap();
+        assert_eq!(c.warnings(), vec![ConfigWarning::PinWithoutModule]);
+        let e = Config::from_vars([(SHA256_VAR, PIN), (STRICT_VAR, "true")]).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Strict(ConfigWarning::PinWithoutModule)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bare_name_is_looked_up_in_the_plugin_dir_and_a_path_is_not() {
+        let dir = std::env::temp_dir().join(format!("ta-config-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with = |module: &str| {
+            Config::from_vars([
+                (MODULE_VAR, module),
+                (PLUGIN_DIR_VAR, dir.to_str().unwrap()),
+            ])
+        };
+        let resolved = |module: &str| with(module).unwrap().module_path().unwrap();
+        let lib = platform_file_name("thing");
+        assert_eq!(resolved(&lib), dir.join(&lib));
+        // Without the platform's prefix and suffix: its library file name...
+        assert_eq!(resolved("thing"), dir.join(&lib));
+        // ...unless a file by the exact name is there.
+        std::fs::write(dir.join("thing"), b"").unwrap();
+        assert_eq!(resolved("thing"), dir.join("thing"));
+        // A path with a separator is used as it is.
+        assert_eq!(resolved("/opt/p/libx.so"), PathBuf::from("/opt/p/libx.so"));
+        assert_eq!(resolved("./libx.so"), PathBuf::from("./libx.so"));
+        assert_eq!(resolved("sub/libx.so"), PathBuf::from("sub/libx.so"));
+        // A relative path that leaves the directory is refused, naming the variable.
+        for escape in ["..", "../libx.so", "sub/../../libx.so"] {
+            let e = with(escape).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { name, .. } if name == MODULE_VAR),
+                "{escape}: {e}"
+            );
+        }
+        // Without a directory, `..` is a path like any other.
+        let c = Config::from_vars([(MODULE_VAR, "../libx.so")]).unwrap();
+        assert_eq!(c.module_path(), Some(PathBuf::from("../libx.so")));
+        let e = Config::from_vars([(PLUGIN_DIR_VAR, " ")]).unwrap_err();
+        assert!(e.to_string().contains(PLUGIN_DIR_VAR), "{e}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! The policy:
 //!
 //! - no `TA_PERSISTENCE_MODULE`: the built-in in-memory store;
-//! - a module: load it and construct `TA_PERSISTENCE_CLASS` (see [`crate::loader`]) on a
-//!   thread of its own, under the deadline `TA_PERSISTENCE_TIMEOUT_MS`;
+//! - a module: resolve it against `TA_PERSISTENCE_PLUGIN_DIR` ([`Config::module_path`]),
+//!   load it (checking `TA_PERSISTENCE_MODULE_SHA256` if set) and construct
+//!   `TA_PERSISTENCE_CLASS` (see [`crate::loader`]) on a thread of its own, under the
+//!   deadline `TA_PERSISTENCE_TIMEOUT_MS`;
 //! - the plugin fails to load or construct, or does not finish in time: fall back to the
 //!   built-in store, or, with `TA_PERSISTENCE_STRICT=true`, refuse to start with that
 //!   reason (for deployments where silently losing durability is worse than not
@@ -35,7 +37,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError, ConfigWarning, TIMEOUT_VAR};
 use crate::guard::{deadline, GuardedManager};
-use crate::loader::{open_library, LoadError, PluginLibrary};
+use crate::loader::{open_library_with, Exposure, LoadError, LoadOptions, PluginLibrary};
 use crate::memory::InMemoryPersistenceManager;
 
 /// Which backend a factory serves, and why.
@@ -216,10 +218,10 @@ impl PersistenceFactory {
     fn finish(
         config: &Config,
         path: PathBuf,
-        loaded: Result<(PluginLibrary, ForeignManager), LoadError>,
+        loaded: Result<(PluginLibrary, ForeignManager, Vec<Exposure>), LoadError>,
     ) -> Result<Self, FactoryError> {
         match loaded {
-            Ok((lib, manager)) => {
+            Ok((lib, manager, exposures)) => {
                 let class = config.class.clone().unwrap_or_default();
                 let label = format!("{}/{class}", lib.name());
                 let active = ActiveBackend::Plugin {
@@ -230,7 +232,16 @@ impl PersistenceFactory {
                     classes: lib.classes(),
                 };
                 let guarded = GuardedManager::new(manager, label, config.timeout);
-                Ok(Self::with_manager(Arc::new(guarded), active).warned(config))
+                let mut factory = Self::with_manager(Arc::new(guarded), active).warned(config);
+                // The loader logged these; an application without a subscriber sees them
+                // too, and they stay on the factory.
+                for exposure in exposures {
+                    to_stderr_if_unlogged("warning", &exposure.to_string());
+                    factory
+                        .warnings
+                        .push(ConfigWarning::ExposedPlugin(exposure));
+                }
+                Ok(factory)
             }
             Err(reason) if config.strict => {
                 error!(%reason, "persistence plugin failed; TA_PERSISTENCE_STRICT is set, refusing to start");
@@ -283,8 +294,9 @@ impl PersistenceFactory {
         self.active.fallback_reason()
     }
 
-    /// The configuration's warnings (misspelled variables, a class without a module),
-    /// already logged when the factory was built.
+    /// The configuration's warnings (misspelled variables, a class or pin without a
+    /// module, a plugin file that others can write), already logged when the factory was
+    /// built.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
     }
@@ -318,7 +330,7 @@ fn start(config: &Config) -> Result<Option<PathBuf>, FactoryError> {
         warn!(%warning, "persistence configuration");
         to_stderr_if_unlogged("warning", &warning.to_string());
     }
-    Ok(config.module.clone())
+    Ok(config.module_path())
 }
 
 /// How far a load got: whether the library was open when its deadline passed.
@@ -331,9 +343,12 @@ struct Progress {
 /// outcome over and says whether anyone was still waiting for it.
 fn spawn_load(
     config: &Config,
-    deliver: impl FnOnce(Result<(PluginLibrary, ForeignManager), LoadError>) -> bool + Send + 'static,
+    deliver: impl FnOnce(Result<(PluginLibrary, ForeignManager, Vec<Exposure>), LoadError>) -> bool
+        + Send
+        + 'static,
 ) -> Result<Arc<Progress>, LoadError> {
-    let path = config.module.clone().unwrap_or_default();
+    let path = config.module_path().unwrap_or_default();
+    let options = LoadOptions::from_config(config);
     let class = config.class.clone();
     let vars = config.vars.clone();
     let progress = Arc::new(Progress::default());
@@ -345,9 +360,10 @@ fn spawn_load(
         .name("ta-persistence-load".to_owned())
         .spawn(move || {
             tracing::dispatcher::with_default(&dispatch, || {
-                let loaded = open_library(&path).and_then(|lib| {
+                let loaded = open_library_with(&path, &options).and_then(|(lib, exposures)| {
                     seen.opened.store(true, Ordering::Release);
-                    lib.construct(class.as_deref(), &vars).map(|m| (lib, m))
+                    lib.construct(class.as_deref(), &vars)
+                        .map(|m| (lib, m, exposures))
                 });
                 if !deliver(loaded) {
                     info!(path = %path.display(), "a plugin load finished after its deadline; its result is dropped");
@@ -369,8 +385,8 @@ fn spawn_load(
 pub async fn load_plugin_within_deadline(
     config: &Config,
 ) -> Result<(PluginLibrary, GuardedManager), LoadError> {
-    let path = config.module.clone().unwrap_or_default();
-    let (lib, manager) = load_within_deadline(config, &path).await?;
+    let path = config.module_path().unwrap_or_default();
+    let (lib, manager, _exposures) = load_within_deadline(config, &path).await?;
     let label = format!(
         "{}/{}",
         lib.name(),
@@ -382,7 +398,7 @@ pub async fn load_plugin_within_deadline(
 async fn load_within_deadline(
     config: &Config,
     path: &std::path::Path,
-) -> Result<(PluginLibrary, ForeignManager), LoadError> {
+) -> Result<(PluginLibrary, ForeignManager, Vec<Exposure>), LoadError> {
     let (done, receiver) = tokio::sync::oneshot::channel();
     let progress = spawn_load(config, move |result| done.send(result).is_ok())?;
     match deadline(config.timeout, receiver).await {

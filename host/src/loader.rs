@@ -3,12 +3,19 @@
 //! [`load_plugin`] runs these checks in order, stopping at the first that fails; each has
 //! its own [`LoadError`] variant:
 //!
-//! 1. the path exists and is a regular file;
-//! 2. it is a complete shared library for this platform: its headers are read (without
-//!    loading it) and every loadable segment and section lies inside the file, so a
-//!    truncated or damaged file is refused here instead of crashing the process when the
-//!    dynamic loader maps it;
-//! 3. it is a loadable library (the dynamic loader opens it);
+//! 1. the path exists and is a regular file; it is opened once; with a pin
+//!    ([`LoadOptions::sha256`], `TA_PERSISTENCE_MODULE_SHA256`) it is hashed (SHA-256)
+//!    through that descriptor and the hash must match; and neither the file nor
+//!    its directory can be changed by another user (writable by group or others, or owned
+//!    by a user other than this one and root): a warning, or with [`LoadOptions::strict`]
+//!    a refusal;
+//! 2. it is a complete shared library for this platform: its headers are read through
+//!    the same descriptor (without loading it) and every loadable segment and section
+//!    lies inside the file, so a truncated or damaged file is refused here instead of
+//!    crashing the process when the dynamic loader maps it;
+//! 3. it is a loadable library (the dynamic loader opens it: on Linux through
+//!    `/proc/self/fd/N`, the descriptor of step 1, so the file hashed and checked is the
+//!    file loaded even if the path is replaced meanwhile);
 //! 4. it exports the root-module symbol;
 //! 5. it was built with a compatible abi_stable, and the interface's type layout matches;
 //! 6. the interface crate's version is compatible;
@@ -18,23 +25,37 @@
 //! 9. the requested class is exported;
 //! 10. the class's constructor succeeds.
 //!
+//! [`open_library_with`] runs checks 1 to 8 under [`LoadOptions`]; [`PluginFile`] splits
+//! them into check 1 ([`PluginFile::open`]) and the rest ([`PluginFile::load`]), and
+//! [`check_file`] runs checks 1 and 2 alone, which only read the file.
+//!
 //! Loading runs the library's code (its static initialisers run at step 3): only load
-//! files you trust. Libraries are never unloaded, so one process can load several, and
-//! loading the same path twice returns the same library.
+//! files you trust, and pin them. Libraries are never unloaded, so one process can load
+//! several, and loading the same path twice returns the same library while the file is
+//! the same one, unchanged (same inode, length and modification time; a file replaced or
+//! rewritten since is loaded anew).
+//!
+//! Where `/proc/self/fd` is not available (macOS, Windows, Linux without `/proc`), the
+//! dynamic loader opens the path again after the path is checked to still name the file
+//! that was hashed (same device and inode on Unix): a file swapped in the instant between
+//! that check and the load is not detected there.
 
+mod file;
 mod image;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionNumber;
 use ta_persistence_api::ffi::{
     ForeignManager, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+pub use self::file::{parse_hex, to_hex, Exposure, Sha256Digest};
+use self::file::{FileRefusal, Identity, Opened};
 use self::image::Refusal;
 
 /// Why a plugin could not be loaded. One variant per check of [`load_plugin`].
@@ -55,13 +76,32 @@ pub enum LoadError {
         /// What it is instead.
         kind: &'static str,
     },
-    /// Step 2: the file could not be read.
+    /// Step 1: the file could not be read.
     #[error("{}: cannot be read: {reason}", .path.display())]
     Unreadable {
         /// The path.
         path: PathBuf,
         /// The operating system's message.
         reason: String,
+    },
+    /// Step 1: the file's SHA-256 is not the pinned one (`TA_PERSISTENCE_MODULE_SHA256`):
+    /// it is not the library that was shipped.
+    #[error("{}: SHA-256 {found} does not match the pinned {expected} (TA_PERSISTENCE_MODULE_SHA256); it is not the library that was pinned", .path.display())]
+    PinMismatch {
+        /// The path.
+        path: PathBuf,
+        /// The pinned digest, as hex.
+        expected: String,
+        /// The file's digest, as hex.
+        found: String,
+    },
+    /// Step 1, when strict: the file or its directory can be changed by another user.
+    #[error("{}: {exposure} (refused because TA_PERSISTENCE_STRICT is set)", .path.display())]
+    Exposed {
+        /// The path.
+        path: PathBuf,
+        /// Who else could change it.
+        exposure: Exposure,
     },
     /// Step 2: not a shared library for this platform (another format, another
     /// architecture, an executable, not an object file at all).
@@ -174,10 +214,12 @@ impl LoadError {
     /// The check that failed (1 to 10, as numbered in [`load_plugin`]'s module doc).
     pub fn step(&self) -> u8 {
         match self {
-            LoadError::NotFound { .. } | LoadError::NotAFile { .. } => 1,
-            LoadError::Unreadable { .. }
-            | LoadError::NotASharedLibrary { .. }
-            | LoadError::Damaged { .. } => 2,
+            LoadError::NotFound { .. }
+            | LoadError::NotAFile { .. }
+            | LoadError::Unreadable { .. }
+            | LoadError::PinMismatch { .. }
+            | LoadError::Exposed { .. } => 1,
+            LoadError::NotASharedLibrary { .. } | LoadError::Damaged { .. } => 2,
             LoadError::NotALibrary { .. } => 3,
             LoadError::NoRootModule { .. } => 4,
             LoadError::AbiStableMismatch { .. } | LoadError::LayoutMismatch { .. } => 5,
@@ -192,7 +234,7 @@ impl LoadError {
 
 /// The names of the checks, by step number (index 0 is step 1).
 pub const CHECKS: [&str; 10] = [
-    "file exists and is a regular file",
+    "file exists, is a regular file, matches its pin and is not writable by others",
     "file is a complete shared library for this platform",
     "file is a loadable library",
     "root-module symbol is exported",
@@ -204,11 +246,56 @@ pub const CHECKS: [&str; 10] = [
     "constructor succeeds",
 ];
 
+/// What step 1 checks beyond the file's existence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// The file's expected SHA-256 (`TA_PERSISTENCE_MODULE_SHA256`): any other content is
+    /// refused with [`LoadError::PinMismatch`].
+    pub sha256: Option<Sha256Digest>,
+    /// Refuse a file that another user could change ([`LoadError::Exposed`]) instead of
+    /// only reporting it.
+    pub strict: bool,
+    /// Hash the file even without a pin, for [`PluginLibrary::sha256`] (a pin always
+    /// hashes it). Off by default: it reads the whole file.
+    pub hash: bool,
+}
+
+impl LoadOptions {
+    /// The options a configuration asks for.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        LoadOptions {
+            sha256: config.module_sha256,
+            strict: config.strict,
+            hash: false,
+        }
+    }
+
+    /// These options, hashing the file or not (see [`LoadOptions::hash`]).
+    pub fn with_hash(mut self, hash: bool) -> Self {
+        self.hash = hash;
+        self
+    }
+
+    /// These options with a pinned digest.
+    pub fn with_sha256(mut self, sha256: Sha256Digest) -> Self {
+        self.sha256 = Some(sha256);
+        self
+    }
+
+    /// These options, strict or not.
+    pub fn with_strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+}
+
 /// A plugin library that passed checks 1 to 8.
 #[derive(Clone, Copy)]
 pub struct PluginLibrary {
     module: PluginModule_Ref,
     path: &'static Path,
+    sha256: Option<Sha256Digest>,
 }
 
 impl std::fmt::Debug for PluginLibrary {
@@ -218,6 +305,7 @@ impl std::fmt::Debug for PluginLibrary {
             .field("name", &self.name())
             .field("version", &self.version())
             .field("classes", &self.classes())
+            .field("sha256", &self.sha256.as_ref().map(to_hex))
             .finish()
     }
 }
@@ -246,6 +334,12 @@ impl PluginLibrary {
     /// The path it was loaded from.
     pub fn path(&self) -> &Path {
         self.path
+    }
+
+    /// The SHA-256 of the file that was loaded (the value to pin it with), if it was
+    /// hashed: when pinned, or opened with [`LoadOptions::hash`].
+    pub fn sha256(&self) -> Option<&Sha256Digest> {
+        self.sha256.as_ref()
     }
 
     /// Checks 9 and 10: constructs the named class with the given `TA_*` variables.
@@ -281,48 +375,148 @@ impl PluginLibrary {
     }
 }
 
-/// Libraries already opened, by canonical path: the same file gives the same library.
-fn opened() -> &'static Mutex<HashMap<PathBuf, PluginLibrary>> {
-    static OPENED: OnceLock<Mutex<HashMap<PathBuf, PluginLibrary>>> = OnceLock::new();
+/// Libraries already opened, by canonical path and file identity: the same file gives
+/// the same library, and a file replaced or rewritten since is loaded anew.
+type Cache = HashMap<(PathBuf, Identity), PluginLibrary>;
+
+fn opened() -> &'static Mutex<Cache> {
+    static OPENED: OnceLock<Mutex<Cache>> = OnceLock::new();
     OPENED.get_or_init(Default::default)
 }
 
-/// Runs checks 1 to 8 on a library file (see the module doc), opening it if needed.
+/// Runs checks 1 to 8 on a library file (see the module doc), opening it if needed,
+/// with no pin; a file that others could change is logged as a warning.
 pub fn open_library(path: &Path) -> Result<PluginLibrary, LoadError> {
-    // Step 1: the file exists and is a regular file.
-    let meta = std::fs::metadata(path).map_err(|_| LoadError::NotFound {
-        path: path.to_path_buf(),
-    })?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "directory"
-        } else {
-            "special file"
-        };
-        return Err(LoadError::NotAFile {
-            path: path.to_path_buf(),
-            kind,
-        });
-    }
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut opened = opened().lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(lib) = opened.get(&canonical) {
-        return Ok(*lib);
-    }
-    let lib = open_uncached(path)?;
-    let lib = PluginLibrary {
-        path: Box::leak(canonical.clone().into_boxed_path()),
-        ..lib
-    };
-    opened.insert(canonical, lib);
-    Ok(lib)
+    open_library_with(path, &LoadOptions::default()).map(|(lib, _)| lib)
 }
 
-fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
+/// Runs checks 1 to 8 on a library file with the given options, opening it if needed.
+/// Also returns who else could change the file, when `options` is not strict (each is
+/// logged at `warn` as well).
+pub fn open_library_with(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(PluginLibrary, Vec<Exposure>), LoadError> {
+    let file = PluginFile::open(path, options)?;
+    let exposures = file.exposures().to_vec();
+    Ok((file.load()?, exposures))
+}
+
+/// A plugin file that passed check 1: opened once, hashed through that descriptor, its
+/// pin and permissions checked. [`PluginFile::load`] runs checks 2 to 8 on the same
+/// descriptor, so what loads is what was hashed, whatever happens to the path meanwhile
+/// (on Linux; see the module doc for other platforms).
+#[derive(Debug)]
+pub struct PluginFile {
+    path: PathBuf,
+    opened: Opened,
+}
+
+impl PluginFile {
+    /// Check 1 (see the module doc).
+    pub fn open(path: &Path, options: &LoadOptions) -> Result<Self, LoadError> {
+        Ok(PluginFile {
+            path: path.to_path_buf(),
+            opened: open_file(path, options)?,
+        })
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 of its contents, read through the descriptor that is loaded (when
+    /// pinned, or opened with [`LoadOptions::hash`]).
+    pub fn sha256(&self) -> Option<&Sha256Digest> {
+        self.opened.sha256.as_ref()
+    }
+
+    /// Who other than its owner and root could change it (when the options were not
+    /// strict; strict refuses such a file in [`PluginFile::open`]).
+    pub fn exposures(&self) -> &[Exposure] {
+        &self.opened.exposures
+    }
+
+    /// Checks 2 to 8 on the opened descriptor. A file with the same path and contents as
+    /// one loaded before gives that library again.
+    pub fn load(self) -> Result<PluginLibrary, LoadError> {
+        let canonical = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut cache = opened_libraries_lock();
+        let key = (canonical, self.opened.identity);
+        if let Some(lib) = cache.get(&key) {
+            // The same file: a digest computed now is the library's too.
+            return Ok(PluginLibrary {
+                sha256: self.opened.sha256.or(lib.sha256),
+                ..*lib
+            });
+        }
+        let lib = open_uncached(&self.path, self.opened)?;
+        let lib = PluginLibrary {
+            path: Box::leak(key.0.clone().into_boxed_path()),
+            ..lib
+        };
+        cache.insert(key, lib);
+        Ok(lib)
+    }
+}
+
+fn opened_libraries_lock() -> std::sync::MutexGuard<'static, Cache> {
+    opened().lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Checks 1 and 2 only, without loading anything: reads the file (never runs it) and
+/// returns its SHA-256 if it was hashed. What a lister can safely do in its own process.
+pub fn check_file(path: &Path, options: &LoadOptions) -> Result<Option<Sha256Digest>, LoadError> {
+    let opened = open_file(path, options)?;
+    check_image(path, &opened.file)?;
+    Ok(opened.sha256)
+}
+
+/// Step 1 (see the module doc).
+fn open_file(path: &Path, options: &LoadOptions) -> Result<Opened, LoadError> {
     let owned = || path.to_path_buf();
-    // Step 2: the file is a complete shared library for this platform. Before the dynamic
-    // loader maps it: a segment past the end of the file would crash the process there.
-    image::check(path).map_err(|refusal| match refusal {
+    let hash = options.hash || options.sha256.is_some();
+    let opened = file::open(path, hash).map_err(|refusal| match refusal {
+        FileRefusal::NotFound => LoadError::NotFound { path: owned() },
+        FileRefusal::NotAFile(kind) => LoadError::NotAFile {
+            path: owned(),
+            kind,
+        },
+        FileRefusal::Unreadable(reason) => LoadError::Unreadable {
+            path: owned(),
+            reason,
+        },
+    })?;
+    if let (Some(pinned), Some(found)) = (&options.sha256, &opened.sha256) {
+        if pinned != found {
+            return Err(LoadError::PinMismatch {
+                path: owned(),
+                expected: to_hex(pinned),
+                found: to_hex(found),
+            });
+        }
+    }
+    if let Some(exposure) = opened.exposures.first() {
+        if options.strict {
+            return Err(LoadError::Exposed {
+                path: owned(),
+                exposure: exposure.clone(),
+            });
+        }
+    }
+    for exposure in &opened.exposures {
+        warn!(path = %path.display(), %exposure, "plugin file can be changed by another user");
+    }
+    Ok(opened)
+}
+
+/// Step 2 (see the module doc).
+fn check_image(path: &Path, file: &std::fs::File) -> Result<(), LoadError> {
+    let owned = || path.to_path_buf();
+    // Before the dynamic loader maps it: a segment past the end of the file would crash
+    // the process there.
+    image::check(file).map_err(|refusal| match refusal {
         Refusal::Unreadable(reason) => LoadError::Unreadable {
             path: owned(),
             reason,
@@ -335,16 +529,72 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
             path: owned(),
             reason,
         },
-    })?;
+    })
+}
+
+/// Step 3's dynamic-loader call, on the descriptor of step 1 where the platform allows.
+fn open_header(path: &Path, file: &std::fs::File) -> Result<&'static LibHeader, LibraryError> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if by_fd.exists() {
+            return lib_header_from_path(&by_fd);
+        }
+    }
+    // No `/proc/self/fd`: the path is opened again, after checking that it still names
+    // the file that was hashed (the weaker guarantee the module doc describes).
+    if !same_file(path, file) {
+        return Err(LibraryError::OpenError {
+            path: path.to_path_buf(),
+            err: Box::new(libloading::Error::DlOpenUnknown),
+        });
+    }
+    lib_header_from_path(path)
+}
+
+/// Whether `path` still names the file `file` was opened from.
+#[cfg(unix)]
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Without Unix file identities: the length and modification time must still agree.
+#[cfg(not(unix))]
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.len() == b.len() && a.modified().ok() == b.modified().ok(),
+        _ => false,
+    }
+}
+
+fn open_uncached(path: &Path, opened: Opened) -> Result<PluginLibrary, LoadError> {
+    let owned = || path.to_path_buf();
+    // Step 2: the file is a complete shared library for this platform.
+    check_image(path, &opened.file)?;
 
     // Steps 3 and 4 (and the abi_stable header of step 5): `lib_header_from_path` opens
     // the library, never closes it, and reads the header symbol. Unlike
     // `RootModule::load_from_file` it keeps no per-type cache, so a failed library does
     // not poison later loads of other paths.
-    let header = lib_header_from_path(path).map_err(|err| match err {
+    // The dynamic loader remembers a library by the name it was opened with, here
+    // `/proc/self/fd/N`, and answers a later open of the same name with that library
+    // without looking at the file. So N must never name another file: once handed to
+    // the dynamic loader the descriptor stays open for the life of the process, like
+    // the library itself.
+    let sha256 = opened.sha256;
+    #[cfg(target_os = "linux")]
+    let file = std::mem::ManuallyDrop::new(opened.file);
+    #[cfg(not(target_os = "linux"))]
+    let file = opened.file;
+    let header = open_header(path, &file).map_err(|err| match err {
         LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
             path: owned(),
-            reason: open_failure(&err),
+            reason: open_failure(&err, path, &file),
         },
         LibraryError::GetSymbolError { .. } => LoadError::NoRootModule { path: owned() },
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => {
@@ -410,15 +660,28 @@ fn open_uncached(path: &Path) -> Result<PluginLibrary, LoadError> {
     Ok(PluginLibrary {
         module,
         path: Box::leak(path.to_path_buf().into_boxed_path()),
+        sha256,
     })
 }
 
-/// Why the dynamic loader refused a file, in its own words where it gave any.
-fn open_failure(err: &libloading::Error) -> String {
-    match err {
+/// Why the dynamic loader refused a file, in its own words where it gave any (naming
+/// the path, not the descriptor it was opened through).
+fn open_failure(err: &libloading::Error, path: &Path, file: &std::fs::File) -> String {
+    let said = match err {
+        libloading::Error::DlOpenUnknown if !same_file(path, file) => {
+            return "the path no longer names the file that was checked (it was replaced)"
+                .to_owned()
+        }
         libloading::Error::DlOpenUnknown => "the dynamic loader gave no reason".to_owned(),
         other => other.to_string(),
-    }
+    };
+    #[cfg(target_os = "linux")]
+    let said = {
+        use std::os::fd::AsRawFd;
+        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        said.replace(&by_fd, &path.display().to_string())
+    };
+    said
 }
 
 /// The gist of abi_stable's layout report (which runs to hundreds of lines): each
@@ -455,7 +718,7 @@ fn summarize(report: &str) -> String {
     entries.join("; ")
 }
 
-/// Checks 1 to 10: opens a library and constructs one of its classes.
+/// Checks 1 to 10: opens a library (with no pin) and constructs one of its classes.
 pub fn load_plugin<'a>(
     path: &Path,
     class: Option<&str>,

@@ -225,3 +225,52 @@ pub fn failure_matrix() -> Vec<FailureCase> {
     });
     cases
 }
+
+/// A complete shared library (no plugin) whose static initialiser aborts the process that
+/// opens it, or with `TA_FIXTURE_HANG` set hangs it (a separate workspace, built into its
+/// own target directory: nothing else may ever load it).
+pub fn crash_on_load_library() -> PathBuf {
+    let manifest = workspace_root().join("tests/fixture-plugins/crash-on-load/Cargo.toml");
+    let target = workspace_root().join("target/fixture-crash-on-load");
+    let target = target.to_string_lossy().into_owned();
+    build_cdylib_in(
+        &manifest,
+        "ta-fixture-crash-on-load",
+        &["--target-dir", &target],
+    )
+}
+
+/// A fresh, empty directory that only this user can write (any earlier one by that name
+/// is removed), for tests that copy plugins into a directory of their own.
+pub fn private_dir(name: &str) -> PathBuf {
+    let dir = scratch().join(name);
+    // A leftover from an earlier run of the same process id would mix in old files.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("cannot restrict {}: {e}", dir.display()));
+    }
+    dir
+}
+
+/// Copies `from` to `dir/name` (whole or not at all) and returns the new path.
+pub fn copy_into(dir: &std::path::Path, name: &str, from: &std::path::Path) -> PathBuf {
+    let bytes =
+        std::fs::read(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+    write_into(dir, name, &bytes)
+}
+
+/// Writes `bytes` to `dir/name` through a rename, so that the path names a new file (as
+/// a deployment that replaces a library does) and no reader sees half of it.
+pub fn write_into(dir: &std::path::Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use ta_persistence::api::conformance;
 use ta_persistence::config::Config;
 use ta_persistence::factory::load_plugin_within_deadline;
-use ta_persistence::loader::{open_library, CHECKS};
+use ta_persistence::loader::{open_library_with, to_hex, LoadOptions, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
 use crate::scratch::{self, Placement};
@@ -64,8 +64,20 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
         Err(err) => format!("failing: {}", err.report()),
     };
     let active = factory.active_backend();
+    // The pin, if one is configured (the factory was just built from the same
+    // environment, so it parses).
+    let pin = Config::from_env()
+        .ok()
+        .and_then(|c| c.module_sha256)
+        .map(|d| to_hex(&d));
+    let warnings: Vec<String> = factory.warnings().iter().map(ToString::to_string).collect();
     if args.json {
-        let mut out = json!({ "backend": active.kind(), "health": health_text });
+        let mut out = json!({
+            "backend": active.kind(),
+            "health": health_text,
+            "pinned_sha256": pin,
+            "warnings": warnings,
+        });
         match active {
             ActiveBackend::Plugin {
                 path,
@@ -143,6 +155,12 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
             }
             _ => println!("backend:  {}", active.kind()),
         }
+        if let Some(pin) = &pin {
+            println!("pinned:   sha256 {pin}");
+        }
+        for warning in &warnings {
+            println!("warning:  {}", warning.escape_debug());
+        }
         println!("health:   {health_text}");
     }
     if health.is_err() {
@@ -166,8 +184,10 @@ fn step_line(step: usize, outcome: Result<String, String>) {
 
 pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     println!("checking {}", args.library.display());
-    let lib = match open_library(&args.library) {
-        Ok(lib) => lib,
+    // Hashed, so that step 1 shows the value to pin the file with.
+    let options = LoadOptions::default().with_hash(true);
+    let (lib, exposures) = match open_library_with(&args.library, &options) {
+        Ok(opened) => opened,
         Err(err) => {
             let failed = usize::from(err.step());
             for step in 1..failed {
@@ -187,7 +207,15 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     let construct_step = CHECKS.len();
     let version_step = class_step - 2;
     for step in 1..class_step {
-        let detail = if step == version_step {
+        let detail = if step == 1 {
+            // The value to pin it with (TA_PERSISTENCE_MODULE_SHA256).
+            let digest = lib.sha256().map(to_hex).unwrap_or_default();
+            let mut detail = format!("sha256 {digest}");
+            for exposure in &exposures {
+                detail.push_str(&format!("; warning: {exposure}"));
+            }
+            detail
+        } else if step == version_step {
             format!(
                 "version {} ({} {})",
                 lib.interface_version(),
@@ -221,6 +249,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
     // Built as the factory builds it: on a thread of its own, under the deadline, so a
     // constructor or a health check that never returns cannot hang the check itself.
     config.module = Some(args.library.clone());
+    config.plugin_dir = None; // the path given is used as it is, like the checks above
     config.class = Some(class.clone());
     match load_plugin_within_deadline(&config)
         .await

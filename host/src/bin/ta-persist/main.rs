@@ -1,11 +1,13 @@
 //! `ta-persist`: the command-line front of the ta-persistence host.
 //!
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
-//! plugin library, runs the conformance suite against one, and reads or writes tasks.
+//! plugin library, lists a plugin directory, runs the conformance suite against a
+//! backend, and reads or writes tasks.
 
 mod bench;
 mod inspect;
 mod ops;
+mod plugins;
 mod scratch;
 
 use std::io::IsTerminal as _;
@@ -40,6 +42,12 @@ enum Command {
     Info(inspect::InfoArgs),
     /// Run every load check on a plugin library, without configuring anything.
     Check(inspect::CheckArgs),
+    /// List the plugin libraries in a directory (default: TA_PERSISTENCE_PLUGIN_DIR), with
+    /// their names, versions, classes and whether they pass the loader's checks.
+    Plugins(plugins::PluginsArgs),
+    /// Open one library and answer in JSON (what `plugins` runs in a child process).
+    #[command(name = "probe-library", hide = true)]
+    ProbeLibrary(plugins::ProbeArgs),
     /// Run the conformance suite against a plugin library (or the built-in store); by
     /// default in a scratch namespace, never among the configured store's tasks (see
     /// --in-place).
@@ -89,6 +97,8 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Info(args) => inspect::info(args).await,
             Command::Check(args) => inspect::check(args).await,
+            Command::Plugins(args) => plugins::list(args).await,
+            Command::ProbeLibrary(args) => plugins::probe(args).await,
             Command::Conformance(args) => inspect::conformance(args).await,
             Command::Get(args) => ops::get(args).await,
             Command::Find(args) => ops::find(args).await,
