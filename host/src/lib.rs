@@ -24,12 +24,14 @@
 pub mod config;
 pub mod factory;
 pub mod guard;
+pub mod instrument;
 pub mod loader;
 pub mod memory;
 
 pub use config::{Config, ConfigError, ConfigWarning};
 pub use factory::{get_persistence_manager, ActiveBackend, FactoryError, PersistenceFactory};
 pub use guard::GuardedManager;
+pub use instrument::InstrumentedManager;
 pub use loader::LoadError;
 pub use memory::{InMemoryPersistenceManager, MemoryStats};
 pub use ta_persistence_api as api;
