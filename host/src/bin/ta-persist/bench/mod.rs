@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use ta_persistence::config::Config;
+use ta_persistence::instrument::{DURATION_BUCKETS, OPERATION_DURATION};
 use ta_persistence::{
     ActiveBackend, InMemoryPersistenceManager, PersistenceFactory, TaskPersistenceManager,
 };
@@ -51,6 +53,56 @@ pub(crate) struct BenchArgs {
     /// makes it fail, and is kept.
     #[arg(long)]
     in_place: bool,
+    /// Install a Prometheus metrics recorder (without an HTTP listener) before the store
+    /// is built, so the runs pay for recording every operation: run with and without it
+    /// to measure what metrics cost.
+    #[arg(long)]
+    metrics: bool,
+}
+
+/// A Prometheus recorder installed for the process, kept as the exporter's HTTP listener
+/// would keep it: its histograms drained every few seconds.
+struct Recording {
+    handle: PrometheusHandle,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl Recording {
+    fn install() -> Result<Self, String> {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(OPERATION_DURATION.to_owned()),
+                DURATION_BUCKETS,
+            )
+            .and_then(PrometheusBuilder::install_recorder)
+            .map_err(|err| format!("cannot install the metrics recorder: {err}"))?;
+        let kept = handle.clone();
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                kept.run_upkeep();
+            }
+        });
+        Ok(Recording { handle, upkeep })
+    }
+
+    /// How many operations the recorder counted: proof that the runs paid for it.
+    fn operations(&self) -> u64 {
+        let count = format!("{OPERATION_DURATION}_count");
+        self.handle
+            .render()
+            .lines()
+            .filter(|line| line.starts_with(&count))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.upkeep.abort();
+    }
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -101,6 +153,18 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
 }
 
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
+    // Before the factory: the load's own metrics are recorded too.
+    let recording = if args.metrics {
+        match Recording::install() {
+            Ok(r) => Some(r),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(err) => {
@@ -130,7 +194,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     };
     let raw = factory.get_persistence_manager();
     let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
-    let code = run_with(&args, &factory, store, raw.as_ref()).await;
+    let code = run_with(&args, &factory, store, raw.as_ref(), recording.as_ref()).await;
     let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
     if scratch::interrupted() {
         ExitCode::from(scratch::EXIT_INTERRUPTED)
@@ -148,6 +212,7 @@ async fn run_with(
     factory: &PersistenceFactory,
     store: Arc<dyn TaskPersistenceManager>,
     raw: &dyn TaskPersistenceManager,
+    recording: Option<&Recording>,
 ) -> ExitCode {
     let active = factory.active_backend().clone();
     let backend = match &active {
@@ -246,6 +311,7 @@ async fn run_with(
                 "builtin": builtin,
             })).collect::<Vec<_>>(),
             "boundary_ns_per_call": boundary.map(|(p, b)| json!({"plugin": p, "builtin": b})),
+            "metrics": recording.map(|r| json!({"operations_recorded": r.operations()})),
         });
         println!("{out:#}");
     } else {
@@ -257,6 +323,13 @@ async fn run_with(
             &runs,
             boundary,
         );
+        if let Some(r) = recording {
+            println!();
+            println!(
+                "metrics: a Prometheus recorder was installed; it recorded {} operations",
+                r.operations()
+            );
+        }
     }
     ExitCode::SUCCESS
 }

@@ -1,5 +1,6 @@
-//! The `metrics` example as an operator sees it: started as its own process, scraped over
-//! HTTP while it works, with a plugin that loads and with one that fails.
+//! Operation metrics as an operator sees them: the `metrics` example started as its own
+//! process and scraped over HTTP while it works (with a plugin that loads and with one
+//! that fails), and `ta-persist bench --metrics` paying for a recorder.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ta_persistence::instrument::{FALLBACK_ACTIVE, OPERATION_DURATION, PLUGIN_INFO, PLUGIN_LOADS};
-use ta_persistence_tests::cdylib::{host_example, plugin};
+use ta_persistence_tests::cdylib::{host_example, plugin, ta_persist};
 use ta_persistence_tests::redis_server::free_port;
 
 const MEMORY_CLASS: &str = "MemoryTaskPersistenceManager";
@@ -242,4 +243,42 @@ fn a_scrape_shows_the_fallback() {
         !samples.iter().any(|s| s.name == PLUGIN_INFO),
         "{samples:?}"
     );
+}
+
+/// Runs a small `bench --json` on the built-in store and returns its report.
+fn bench(extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(ta_persist())
+        .args([
+            "bench",
+            "--tasks",
+            "20",
+            "--concurrency",
+            "1",
+            "--no-warmup",
+            "--no-memory",
+            "--json",
+        ])
+        .args(extra)
+        .env_remove("TA_PERSISTENCE_MODULE")
+        .env_remove("TA_PERSISTENCE_CLASS")
+        .output()
+        .expect("ta-persist runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[test]
+fn bench_with_metrics_records_every_operation() {
+    let with = bench(&["--metrics"]);
+    let recorded = with["metrics"]["operations_recorded"]
+        .as_u64()
+        .expect("a count");
+    // Each of 20 tasks is created, loaded, found, loaded and updated, and deleted.
+    assert!(recorded >= 20 * 6, "{with:#}");
+    let without = bench(&[]);
+    assert!(without["metrics"].is_null(), "{without:#}");
 }
