@@ -7,6 +7,9 @@
 //! - `TA_PERSISTENCE_MODULE` (a plugin library) and `TA_PERSISTENCE_CLASS` (a manager it
 //!   exports): the plugin, loaded and checked against the stable-ABI interface.
 //!
+//! Every operation of that manager is timed into a `metrics` histogram and runs in a
+//! `tracing` span; the application installs the recorder (see [`instrument`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ta_persistence::PersistenceFactory;

@@ -13,9 +13,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use ta_persistence::config::Config;
-use ta_persistence::instrument::{DURATION_BUCKETS, OPERATION_DURATION};
+use ta_persistence::instrument::{BUILT_IN_BACKEND, DURATION_BUCKETS, OPERATION_DURATION};
 use ta_persistence::{
-    ActiveBackend, InMemoryPersistenceManager, PersistenceFactory, TaskPersistenceManager,
+    ActiveBackend, InMemoryPersistenceManager, InstrumentedManager, PersistenceFactory,
+    TaskPersistenceManager,
 };
 
 use crate::ops;
@@ -286,7 +287,12 @@ async fn run_with(
         }
     };
     let boundary = if matches!(active, ActiveBackend::Plugin { .. }) {
-        let builtin = InMemoryPersistenceManager::new();
+        // Instrumented as the factory's manager is, so that the difference is only the
+        // boundary's.
+        let builtin = InstrumentedManager::new(
+            Arc::new(InMemoryPersistenceManager::new()),
+            BUILT_IN_BACKEND,
+        );
         let calls = 200_000;
         match (
             boundary_ns(raw, calls).await,
