@@ -1,6 +1,7 @@
 //! Operation metrics as an operator sees them: the `metrics` example started as its own
 //! process and scraped over HTTP while it works (with a plugin that loads and with one
-//! that fails), and `ta-persist bench --metrics` paying for a recorder.
+//! that fails), `ta-persist bench --metrics` paying for a recorder, and the outcomes a
+//! misbehaving plugin's calls are recorded with.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,7 +9,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use ta_persistence::config::Config;
 use ta_persistence::instrument::{FALLBACK_ACTIVE, OPERATION_DURATION, PLUGIN_INFO, PLUGIN_LOADS};
+use ta_persistence::{ErrorKind, PersistenceFactory};
 use ta_persistence_tests::cdylib::{host_example, plugin, ta_persist};
 use ta_persistence_tests::redis_server::free_port;
 
@@ -281,4 +285,92 @@ fn bench_with_metrics_records_every_operation() {
     assert!(recorded >= 20 * 6, "{with:#}");
     let without = bench(&[]);
     assert!(without["metrics"].is_null(), "{without:#}");
+}
+
+/// What a recorder captured: a histogram's value is its number of samples.
+fn captured(snapshotter: &Snapshotter) -> Vec<Sample> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            let value = match value {
+                DebugValue::Histogram(samples) => samples.len() as f64,
+                DebugValue::Gauge(v) => v.0,
+                DebugValue::Counter(n) => n as f64,
+            };
+            Sample {
+                name: key.name().to_owned(),
+                labels,
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The sum of the values of `name` with (at least) the labels `want`.
+fn recorded(found: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
+    found
+        .iter()
+        .filter(|s| s.name == name && has(s, want))
+        .map(|s| s.value)
+        .sum()
+}
+
+#[test]
+fn a_plugins_failures_are_recorded_by_kind() {
+    let misbehaving = plugin("ta-fixture-misbehaving");
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let hanging =
+            Config::plugin(&misbehaving, "HangingManager").with_timeout(Duration::from_millis(100));
+        let factory = PersistenceFactory::from_config(&hanging).unwrap();
+        let store = factory.get_persistence_manager();
+        let err = runtime.block_on(store.load("t1")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+
+        let panicking = Config::plugin(&misbehaving, "PanickingManager");
+        let factory = PersistenceFactory::from_config(&panicking).unwrap();
+        let store = factory.get_persistence_manager();
+        let err = runtime.block_on(store.load("panic-later")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Plugin, "{err}");
+        assert!(runtime.block_on(store.load("t1")).unwrap().is_none());
+    });
+    let found = captured(&snapshotter);
+    let duration = |outcome| {
+        recorded(
+            &found,
+            OPERATION_DURATION,
+            &[
+                ("operation", "load"),
+                ("backend", "misbehaving"),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(duration("timeout"), 1.0, "{found:?}");
+    assert_eq!(duration("plugin"), 1.0, "{found:?}");
+    assert_eq!(duration("ok"), 1.0, "{found:?}");
+    let interface = ta_persistence::api::ffi::INTERFACE_VERSION.to_string();
+    for class in ["HangingManager", "PanickingManager"] {
+        let info = [
+            ("plugin", "misbehaving"),
+            ("version", "0.0.0"),
+            ("interface_version", interface.as_str()),
+            ("class", class),
+        ];
+        assert_eq!(recorded(&found, PLUGIN_INFO, &info), 1.0, "{found:?}");
+    }
+    assert_eq!(recorded(&found, PLUGIN_LOADS, &[("outcome", "ok")]), 2.0);
+    assert_eq!(recorded(&found, FALLBACK_ACTIVE, &[]), 0.0);
 }
