@@ -28,6 +28,9 @@
 //! - `outcome` is `ok`, or the error's [`ErrorKind`] in snake case (`not_found`,
 //!   `timeout`, ...). A `load` that finds nothing is `ok`: it is an answer, not an error.
 //!
+//! A call whose future the caller drops before it completes (it gave up waiting) has no
+//! outcome, and is not recorded.
+//!
 //! # Spans
 //!
 //! Each operation runs in an `info` span named `persistence` with the fields
@@ -146,6 +149,8 @@ impl Keys {
     }
 
     fn get(&self, op: Operation, outcome: usize) -> &Key {
+        // Every operation the trait's methods perform is in the table; `Construct` is
+        // never timed here.
         let row = OPERATIONS.iter().position(|o| *o == op).unwrap_or(0);
         &self.by_operation[row][outcome]
     }
