@@ -20,6 +20,10 @@
 //! A plugin's manager is served through a [`GuardedManager`]: every call has the same
 //! deadline, and what the plugin returns is checked against what was asked.
 //!
+//! Every manager a factory hands out (built-in, plugin or fallback) is wrapped in an
+//! [`InstrumentedManager`], and the load's outcome is recorded as metrics (see
+//! [`crate::instrument`]): install the application's `metrics` recorder first.
+//!
 //! A load that misses its deadline cannot be stopped (Rust has no way to kill a thread):
 //! its thread is left running, and if it finishes later its manager is dropped there.
 
@@ -37,6 +41,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError, ConfigWarning, TIMEOUT_VAR};
 use crate::guard::{deadline, GuardedManager};
+use crate::instrument::{self, InstrumentedManager, BUILT_IN_BACKEND};
 use crate::loader::{open_library_with, Exposure, LoadError, LoadOptions, PluginLibrary};
 use crate::memory::InMemoryPersistenceManager;
 
@@ -223,6 +228,12 @@ impl PersistenceFactory {
         match loaded {
             Ok((lib, manager, exposures)) => {
                 let class = config.class.clone().unwrap_or_default();
+                instrument::record_plugin_loaded(
+                    lib.name(),
+                    lib.version(),
+                    lib.interface_version(),
+                    &class,
+                );
                 let label = format!("{}/{class}", lib.name());
                 let active = ActiveBackend::Plugin {
                     path: lib.path().to_path_buf(),
@@ -244,10 +255,12 @@ impl PersistenceFactory {
                 Ok(factory)
             }
             Err(reason) if config.strict => {
+                instrument::record_plugin_failed();
                 error!(%reason, "persistence plugin failed; TA_PERSISTENCE_STRICT is set, refusing to start");
                 Err(FactoryError::Plugin(reason))
             }
             Err(reason) => {
+                instrument::record_plugin_failed();
                 error!(%reason, "{FALLING_BACK}");
                 to_stderr_if_unlogged("error", &format!("{FALLING_BACK}: {reason}"));
                 let active = ActiveBackend::Fallback {
@@ -270,7 +283,18 @@ impl PersistenceFactory {
 
     /// A factory serving a given manager: for applications that build their store
     /// themselves, and for tests.
+    ///
+    /// The manager is served instrumented (see [`crate::instrument`]), with `active`'s
+    /// plugin name as its `backend` label (`memory` otherwise), and the fallback gauge is
+    /// set from `active`.
     pub fn with_manager(manager: Arc<dyn TaskPersistenceManager>, active: ActiveBackend) -> Self {
+        instrument::describe();
+        instrument::record_fallback(active.is_fallback());
+        let backend = match &active {
+            ActiveBackend::Plugin { plugin, .. } => plugin.as_str(),
+            _ => BUILT_IN_BACKEND,
+        };
+        let manager = Arc::new(InstrumentedManager::new(manager, backend));
         PersistenceFactory {
             manager,
             active,

@@ -7,6 +7,9 @@
 //! - `TA_PERSISTENCE_MODULE` (a plugin library) and `TA_PERSISTENCE_CLASS` (a manager it
 //!   exports): the plugin, loaded and checked against the stable-ABI interface.
 //!
+//! Every operation of that manager is timed into a `metrics` histogram and runs in a
+//! `tracing` span; the application installs the recorder (see [`instrument`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ta_persistence::PersistenceFactory;
@@ -24,12 +27,14 @@
 pub mod config;
 pub mod factory;
 pub mod guard;
+pub mod instrument;
 pub mod loader;
 pub mod memory;
 
 pub use config::{Config, ConfigError, ConfigWarning};
 pub use factory::{get_persistence_manager, ActiveBackend, FactoryError, PersistenceFactory};
 pub use guard::GuardedManager;
+pub use instrument::InstrumentedManager;
 pub use loader::LoadError;
 pub use memory::{InMemoryPersistenceManager, MemoryStats};
 pub use ta_persistence_api as api;

@@ -105,3 +105,13 @@ pub fn ta_persist() -> PathBuf {
         })
         .clone()
 }
+
+/// Builds an example of the host crate and returns its executable.
+pub fn host_example(name: &str) -> PathBuf {
+    let manifest = workspace_root().join("Cargo.toml");
+    let (artifacts, shown) = cargo_build(&manifest, &["-p", "ta-persistence", "--example", name]);
+    artifacts
+        .iter()
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("{shown} reported no executable"))
+}

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use ta_persistence::config::Config;
+use ta_persistence::instrument::{BUILT_IN_BACKEND, DURATION_BUCKETS, OPERATION_DURATION};
 use ta_persistence::{
-    ActiveBackend, InMemoryPersistenceManager, PersistenceFactory, TaskPersistenceManager,
+    ActiveBackend, InMemoryPersistenceManager, InstrumentedManager, PersistenceFactory,
+    TaskPersistenceManager,
 };
 
 use crate::ops;
@@ -51,6 +54,56 @@ pub(crate) struct BenchArgs {
     /// makes it fail, and is kept.
     #[arg(long)]
     in_place: bool,
+    /// Install a Prometheus metrics recorder (without an HTTP listener) before the store
+    /// is built, so the runs pay for recording every operation: run with and without it
+    /// to measure what metrics cost.
+    #[arg(long)]
+    metrics: bool,
+}
+
+/// A Prometheus recorder installed for the process, kept as the exporter's HTTP listener
+/// would keep it: its histograms drained every few seconds.
+struct Recording {
+    handle: PrometheusHandle,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl Recording {
+    fn install() -> Result<Self, String> {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(OPERATION_DURATION.to_owned()),
+                DURATION_BUCKETS,
+            )
+            .and_then(PrometheusBuilder::install_recorder)
+            .map_err(|err| format!("cannot install the metrics recorder: {err}"))?;
+        let kept = handle.clone();
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                kept.run_upkeep();
+            }
+        });
+        Ok(Recording { handle, upkeep })
+    }
+
+    /// How many operations the recorder counted: proof that the runs paid for it.
+    fn operations(&self) -> u64 {
+        let count = format!("{OPERATION_DURATION}_count");
+        self.handle
+            .render()
+            .lines()
+            .filter(|line| line.starts_with(&count))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.upkeep.abort();
+    }
 }
 
 fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressBar {
@@ -101,6 +154,18 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
 }
 
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
+    // Before the factory: the load's own metrics are recorded too.
+    let recording = if args.metrics {
+        match Recording::install() {
+            Ok(r) => Some(r),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(err) => {
@@ -130,7 +195,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     };
     let raw = factory.get_persistence_manager();
     let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
-    let code = run_with(&args, &factory, store, raw.as_ref()).await;
+    let code = run_with(&args, &factory, store, raw.as_ref(), recording.as_ref()).await;
     let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
     if scratch::interrupted() {
         ExitCode::from(scratch::EXIT_INTERRUPTED)
@@ -148,6 +213,7 @@ async fn run_with(
     factory: &PersistenceFactory,
     store: Arc<dyn TaskPersistenceManager>,
     raw: &dyn TaskPersistenceManager,
+    recording: Option<&Recording>,
 ) -> ExitCode {
     let active = factory.active_backend().clone();
     let backend = match &active {
@@ -221,7 +287,12 @@ async fn run_with(
         }
     };
     let boundary = if matches!(active, ActiveBackend::Plugin { .. }) {
-        let builtin = InMemoryPersistenceManager::new();
+        // Instrumented as the factory's manager is, so that the difference is only the
+        // boundary's.
+        let builtin = InstrumentedManager::new(
+            Arc::new(InMemoryPersistenceManager::new()),
+            BUILT_IN_BACKEND,
+        );
         let calls = 200_000;
         match (
             boundary_ns(raw, calls).await,
@@ -246,6 +317,7 @@ async fn run_with(
                 "builtin": builtin,
             })).collect::<Vec<_>>(),
             "boundary_ns_per_call": boundary.map(|(p, b)| json!({"plugin": p, "builtin": b})),
+            "metrics": recording.map(|r| json!({"operations_recorded": r.operations()})),
         });
         println!("{out:#}");
     } else {
@@ -257,6 +329,13 @@ async fn run_with(
             &runs,
             boundary,
         );
+        if let Some(r) = recording {
+            println!();
+            println!(
+                "metrics: a Prometheus recorder was installed; it recorded {} operations",
+                r.operations()
+            );
+        }
     }
     ExitCode::SUCCESS
 }
