@@ -45,3 +45,8 @@ pub use model::{
 
 /// Re-exported so implementors use the same `async_trait` the trait was declared with.
 pub use async_trait::async_trait;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

@@ -182,4 +182,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         assert!(report.is_success(), "{report}");
     }
+
+    /// Lines of code in a file before its tests (and doctests): not blank, not a comment.
+    fn code_lines(path: &str) -> usize {
+        let text =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+                .unwrap();
+        text.lines()
+            .take_while(|l| !l.starts_with("#[cfg(test)]") && !l.starts_with("#[cfg(doctest)]"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .count()
+    }
+
+    #[test]
+    fn the_readme_states_the_interface_line_count() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let interface = code_lines("src/lib.rs") + code_lines("src/store.rs");
+        assert!(
+            readme.contains(&format!("## Interface code: {interface} lines")),
+            "the interface code is {interface} lines; update the README"
+        );
+        let storage = code_lines("src/dir.rs");
+        assert!(
+            readme.contains(&format!("`src/dir.rs`, is {storage})")),
+            "the storage is {storage} lines; update the README"
+        );
+    }
 }

@@ -34,3 +34,8 @@ ta_persistence_api::export_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     managers: [MemoryTaskPersistenceManager],
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
