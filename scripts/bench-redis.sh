@@ -9,10 +9,14 @@
 #                                                 # prefix ta-bench, and resets the server's
 #                                                 # command statistics
 #        TASKS=2000 scripts/bench-redis.sh        # a shorter run
+#        BIG_ITEMS=0 scripts/bench-redis.sh       # without the one-large-task timings
+#        ONLY_BIG=1 scripts/bench-redis.sh        # only the one-large-task timings
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TASKS=${TASKS:-10000}
+BIG_ITEMS=${BIG_ITEMS:-100000}
+ONLY_BIG=${ONLY_BIG:-}
 PORT=${REDIS_PORT:-}
 PREFIX=ta-bench
 scratch=
@@ -48,8 +52,51 @@ plugin=$(pwd)/target/release/libta_plugin_redis.so
 persist() {
   TA_PERSISTENCE_MODULE="$plugin" TA_PERSISTENCE_CLASS=RedisTaskPersistenceManager \
     TA_PERSISTENCE_STRICT=true TA_REDIS_HOST=127.0.0.1 TA_REDIS_PORT="$PORT" \
-    TA_REDIS_PREFIX="$PREFIX" target/release/ta-persist "$@"
+    TA_REDIS_PREFIX="$PREFIX" TA_REDIS_TIMEOUT_MS="${TA_REDIS_TIMEOUT_MS:-5000}" \
+    target/release/ta-persist "$@"
 }
+
+# One task with BIG_ITEMS items of distinct request ids, as any writer (a Python agent
+# included) may store it, written straight into Redis; then the wall time of `ta-persist
+# get` (load) and `ta-persist find` (lookup by the last item's request id), three runs
+# each, process start and the loading of the plugin included. The time limit is raised so
+# that a slow read is timed rather than cut off.
+big_task() {
+  local id=big-task rid="big-rq-$((BIG_ITEMS - 1))" doc
+  doc=$(mktemp)
+  python3 - "$BIG_ITEMS" "$id" >"$doc" <<'PY'
+import json, sys
+n, task_id = int(sys.argv[1]), sys.argv[2]
+at = "2025-01-01T00:00:00"
+items = [{"task_id": task_id, "request_id": f"big-rq-{i}", "role": "user",
+          "item": {"content_type": "text", "content": f"message {i}"}, "updated": at,
+          "pending_tool_calls": None, "chat_history": None} for i in range(n)]
+task = {"task_id": task_id, "session_id": "s", "user_id": "u", "items": items,
+        "created_at": at, "last_updated": at, "status": "Running"}
+sys.stdout.write(json.dumps(task, separators=(",", ":")))
+PY
+  redis-cli -h 127.0.0.1 -p "$PORT" -x set "$PREFIX:task:$id" <"$doc" >/dev/null
+  redis-cli -h 127.0.0.1 -p "$PORT" sadd "$PREFIX:request_index:$rid" "$id" >/dev/null
+  echo "one task of $BIG_ITEMS items, $(wc -c <"$doc") bytes; seconds per call, three runs:"
+  rm -f "$doc"
+  for what in "get $id" "find $rid"; do
+    printf '  %-5s' "${what%% *}"
+    for _ in 1 2 3; do
+      start=$(date +%s.%N)
+      TA_REDIS_TIMEOUT_MS=600000 persist $what >/dev/null
+      printf ' %.3f' "$(echo "$(date +%s.%N) - $start" | bc)"
+    done
+    echo
+  done
+  redis-cli -h 127.0.0.1 -p "$PORT" del "$PREFIX:task:$id" "$PREFIX:request_index:$rid" >/dev/null
+}
+
+if [ -n "$ONLY_BIG" ]; then
+  echo
+  echo "== one large task =="
+  big_task
+  exit 0
+fi
 
 echo
 echo "== ta-persist bench: Redis plugin, $TASKS tasks =="
@@ -85,3 +132,9 @@ echo "expected with one round trip per operation, for $small tasks:"
 echo "  evalsha $((4 * small + 1)) = create + find + the turn's update + delete, each $small, + 1 (the bench's check after the turns)"
 echo "  get     $((2 * small)) = load + the turn's load, each $small"
 echo "(the pings are the bench's probe of the boundary cost, health() = PING, not the workload)"
+
+if [ "$BIG_ITEMS" -gt 0 ]; then
+  echo
+  echo "== one large task =="
+  big_task
+fi

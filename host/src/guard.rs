@@ -82,14 +82,10 @@ impl<M: TaskPersistenceManager> GuardedManager<M> {
         match deadline(self.deadline, call).await {
             Ok(result) => result,
             Err(Elapsed) => {
-                // Hand-over point for an "outcome unknown" mark on writes (create, update,
-                // delete, clear): the plugin may still apply them.
+                // An abandoned write may still be applied by the plugin: its outcome is
+                // unknown, and the error says so (`Outcome::of_unanswered`).
                 warn!(plugin = %self.label, op = %op, id = ?id, after_ms = self.deadline.as_millis(), "plugin call did not finish in time; abandoned");
-                Err(PersistenceError::Timeout {
-                    op,
-                    id: id.to_owned(),
-                    after: self.deadline,
-                })
+                Err(PersistenceError::timeout(op, id, self.deadline))
             }
         }
     }

@@ -34,6 +34,6 @@ pub use loader::LoadError;
 pub use memory::{InMemoryPersistenceManager, MemoryStats};
 pub use ta_persistence_api as api;
 pub use ta_persistence_api::{
-    AgentTask, AgentTaskItem, ContentType, ETag, ErrorKind, MultiModalItem, PersistenceError, Role,
-    TaskPersistenceManager, TaskStatus, Timestamp, Versioned,
+    AgentTask, AgentTaskItem, ContentType, ETag, ErrorKind, MultiModalItem, Outcome,
+    PersistenceError, Role, TaskPersistenceManager, TaskStatus, Timestamp, Versioned,
 };

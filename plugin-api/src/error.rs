@@ -4,6 +4,19 @@
 //! about, so a message read in a log says what failed and on what; the underlying cause,
 //! where there is one, is kept as the error's `source()`. Callers classify an error with
 //! [`PersistenceError::kind`] or the `is_*` predicates, never by parsing its text.
+//!
+//! # Retrying
+//!
+//! A write that failed on the way to the backend or on the way back (the backend was
+//! slow, or the connection broke) may have been applied all the same: the backend may
+//! have done the work and only its answer was lost. Such an error has an unknown outcome
+//! ([`PersistenceError::is_outcome_unknown`]), and sending the same write again is not
+//! simply a retry: a `create` may then answer `AlreadyExists` for the task it stored the
+//! first time, an `update` may overwrite a change made in between, a `delete` may answer
+//! `NotFound`. Read the task back to learn what happened (or retry an `update_if_match`
+//! with the ETag read before, which lands at most once). A read, or a write known not to
+//! have reached the backend, can be sent again as it is
+//! ([`PersistenceError::is_retryable`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -108,10 +121,49 @@ impl ErrorKind {
         })
     }
 
-    /// Whether retrying the same call later may succeed (the backend was unreachable or
+    /// Whether the failure is of a kind that may pass (the backend was unreachable or
     /// slow); `Conflict` is not counted: it needs a fresh read first.
+    ///
+    /// This says nothing about whether the same call can simply be sent again: a write
+    /// that timed out may have been applied. Use [`PersistenceError::is_retryable`] and
+    /// [`PersistenceError::is_outcome_unknown`] for that.
     pub fn is_transient(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+    }
+}
+
+impl Operation {
+    /// Whether the operation changes stored data (`create`, `update`, `delete`, `clear`).
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Operation::Create | Operation::Update | Operation::Delete | Operation::Clear
+        )
+    }
+}
+
+/// What is known of the effect of an operation that failed with
+/// [`PersistenceError::Timeout`] or [`PersistenceError::Unavailable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Nothing was changed: the operation is a read, or the write never reached the
+    /// backend (the connection was refused) or was refused by it.
+    NotApplied,
+    /// A write that may or may not have been applied: it was sent, and its answer was
+    /// not received in time or the connection broke before it came.
+    Unknown,
+}
+
+impl Outcome {
+    /// The outcome of `op` when nothing more is known of how far it got: unknown for a
+    /// write, not applied for a read.
+    pub fn of_unanswered(op: Operation) -> Self {
+        if op.is_write() {
+            Outcome::Unknown
+        } else {
+            Outcome::NotApplied
+        }
     }
 }
 
@@ -129,6 +181,14 @@ impl fmt::Display for On<'_> {
         } else {
             write!(f, "{} {} '{}'", self.0, subject, self.1.escape_debug())
         }
+    }
+}
+
+/// The end of a message whose write may have been applied.
+fn outcome_suffix(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Unknown => " (the write may have been applied)",
+        Outcome::NotApplied => "",
     }
 }
 
@@ -190,7 +250,11 @@ pub enum PersistenceError {
     },
 
     /// The backend could not be reached (connection refused or lost).
-    #[error("{}: backend unavailable", On(*.op, .id))]
+    ///
+    /// A write whose connection broke after it was sent may have been applied:
+    /// `outcome` says whether that is known ([`PersistenceError::is_outcome_unknown`];
+    /// see the module doc on retrying).
+    #[error("{}: backend unavailable{}", On(*.op, .id), outcome_suffix(*.outcome))]
     Unavailable {
         /// The failed operation.
         op: Operation,
@@ -199,10 +263,16 @@ pub enum PersistenceError {
         /// The connection failure.
         #[source]
         source: BoxError,
+        /// Whether the write may have been applied.
+        outcome: Outcome,
     },
 
     /// The backend did not answer within the configured time.
-    #[error("{}: timed out after {} ms", On(*.op, .id), .after.as_millis())]
+    ///
+    /// The limit can fire after the backend did the work, so a write that timed out has
+    /// an unknown outcome: it may have been applied ([`PersistenceError::is_outcome_unknown`];
+    /// see the module doc on retrying).
+    #[error("{}: timed out after {} ms{}", On(*.op, .id), .after.as_millis(), outcome_suffix(*.outcome))]
     Timeout {
         /// The failed operation.
         op: Operation,
@@ -210,6 +280,8 @@ pub enum PersistenceError {
         id: String,
         /// How long the call waited.
         after: Duration,
+        /// Whether the write may have been applied.
+        outcome: Outcome,
     },
 
     /// The backend answered with an error.
@@ -309,9 +381,58 @@ impl PersistenceError {
         self.kind() == ErrorKind::Corrupt
     }
 
-    /// Whether retrying the same call later may succeed (see [`ErrorKind::is_transient`]).
+    /// Whether the failure may pass (see [`ErrorKind::is_transient`]); whether the call
+    /// can be sent again as it is, is [`is_retryable`](Self::is_retryable).
     pub fn is_transient(&self) -> bool {
         self.kind().is_transient()
+    }
+
+    /// What is known of the failed operation's effect, for `Timeout` and `Unavailable`;
+    /// `None` for the other kinds, which the backend answered and which changed nothing.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            PersistenceError::Unavailable { outcome, .. }
+            | PersistenceError::Timeout { outcome, .. } => Some(*outcome),
+            _ => None,
+        }
+    }
+
+    /// Whether the same call can be sent again as it is: the backend was unreachable or
+    /// slow, and the call is a read or a write known not to have been applied.
+    pub fn is_retryable(&self) -> bool {
+        self.is_transient() && self.outcome() == Some(Outcome::NotApplied)
+    }
+
+    /// Whether this is a write that may or may not have been applied (it timed out, or
+    /// its connection broke after it was sent). Read the task back before deciding what
+    /// to do; see the module doc on retrying.
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.outcome() == Some(Outcome::Unknown)
+    }
+
+    /// A [`ErrorKind::Timeout`] error of `op` after `after`; a write's outcome is unknown.
+    pub fn timeout(op: Operation, id: impl Into<String>, after: Duration) -> Self {
+        PersistenceError::Timeout {
+            op,
+            id: id.into(),
+            after,
+            outcome: Outcome::of_unanswered(op),
+        }
+    }
+
+    /// An [`ErrorKind::Unavailable`] error with the given cause and outcome.
+    pub fn unavailable(
+        op: Operation,
+        id: impl Into<String>,
+        source: impl Into<BoxError>,
+        outcome: Outcome,
+    ) -> Self {
+        PersistenceError::Unavailable {
+            op,
+            id: id.into(),
+            source: source.into(),
+            outcome,
+        }
     }
 
     /// An [`ErrorKind::InvalidInput`] error.
@@ -432,11 +553,7 @@ mod tests {
     #[test]
     fn the_cause_chain_is_kept_and_reported() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let e = PersistenceError::Unavailable {
-            op: Operation::Load,
-            id: "t3".into(),
-            source: Box::new(io),
-        };
+        let e = PersistenceError::unavailable(Operation::Load, "t3", io, Outcome::NotApplied);
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.is_transient());
         assert!(std::error::Error::source(&e).is_some());
@@ -444,14 +561,78 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_through_their_discriminant() {
-        for v in 0u8..=12 {
-            if let Some(kind) = ErrorKind::from_u8(v) {
-                assert_eq!(kind as u8, v);
-            }
+    fn a_write_that_timed_out_has_an_unknown_outcome_and_is_not_retryable() {
+        let after = Duration::from_millis(200);
+        for op in [
+            Operation::Create,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Clear,
+        ] {
+            let e = PersistenceError::timeout(op, "t", after);
+            assert!(e.is_transient(), "{op}");
+            assert!(e.is_outcome_unknown(), "{op}");
+            assert!(!e.is_retryable(), "{op}");
+            assert!(e.to_string().contains("may have been applied"), "{e}");
         }
-        assert_eq!(ErrorKind::from_u8(0), None);
-        assert_eq!(ErrorKind::from_u8(9), Some(ErrorKind::Plugin));
+        for op in [
+            Operation::Load,
+            Operation::LoadByRequestId,
+            Operation::Health,
+        ] {
+            let e = PersistenceError::timeout(op, "t", after);
+            assert!(e.is_retryable() && !e.is_outcome_unknown(), "{op}");
+            assert!(!e.to_string().contains("may have been applied"), "{e}");
+        }
+        assert_eq!(
+            PersistenceError::timeout(Operation::Load, "t", after).to_string(),
+            "load task 't': timed out after 200 ms"
+        );
+    }
+
+    #[test]
+    fn a_write_known_not_to_have_been_applied_is_retryable() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e =
+            PersistenceError::unavailable(Operation::Create, "t", refused(), Outcome::NotApplied);
+        assert!(e.is_retryable() && !e.is_outcome_unknown());
+        let e = PersistenceError::unavailable(Operation::Update, "t", refused(), Outcome::Unknown);
+        assert!(!e.is_retryable() && e.is_outcome_unknown());
+        assert_eq!(
+            e.to_string(),
+            "update task 't': backend unavailable (the write may have been applied)"
+        );
+        // Errors the backend answered changed nothing and carry no outcome.
+        let e = PersistenceError::backend(Operation::Create, "t", "WRONGTYPE");
+        assert!(!e.is_retryable() && !e.is_outcome_unknown());
+        assert_eq!(e.outcome(), None);
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_discriminant() {
+        use ErrorKind::*;
+        let all = [
+            AlreadyExists,
+            NotFound,
+            InvalidInput,
+            Conflict,
+            Corrupt,
+            Unavailable,
+            Timeout,
+            Backend,
+            Plugin,
+        ];
+        for kind in all {
+            // Exhaustive: a new kind stops this compiling until it is listed above.
+            match kind {
+                AlreadyExists | NotFound | InvalidInput | Conflict | Corrupt | Unavailable
+                | Timeout | Backend | Plugin => {}
+            }
+            assert_eq!(ErrorKind::from_u8(kind as u8), Some(kind), "{kind:?}");
+        }
+        // Every discriminant that maps to a kind is one of them, each once, in order.
+        let mapped: Vec<ErrorKind> = (0..=u8::MAX).filter_map(ErrorKind::from_u8).collect();
+        assert_eq!(mapped, all);
     }
 
     #[test]

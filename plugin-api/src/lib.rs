@@ -37,7 +37,7 @@ pub mod runtime;
 
 pub use document::{validate_task_ids, TaskDocument};
 pub use document_store::DocumentStore;
-pub use error::{validate_id, BoxError, ErrorKind, Operation, PersistenceError, Result};
+pub use error::{validate_id, BoxError, ErrorKind, Operation, Outcome, PersistenceError, Result};
 pub use manager::{ETag, TaskPersistenceManager, Versioned};
 pub use model::{
     AgentTask, AgentTaskItem, ContentType, MultiModalItem, Role, TaskStatus, Timestamp,

@@ -187,7 +187,8 @@ impl PluginRuntime {
     }
 
     /// [`run`](Self::run) with a time limit: if `future` does not finish within `limit`
-    /// it is cancelled and the result is a [`PersistenceError::Timeout`] of `op` and `id`.
+    /// it is cancelled and the result is a [`PersistenceError::Timeout`] of `op` and `id`
+    /// (for a write, with an unknown outcome: it may have been applied before the limit).
     pub fn run_within<T, F>(
         &self,
         op: Operation,
@@ -206,11 +207,7 @@ impl PluginRuntime {
         async move {
             match task.await {
                 Ok(Some(result)) => result,
-                Ok(None) => Err(PersistenceError::Timeout {
-                    op,
-                    id,
-                    after: limit,
-                }),
+                Ok(None) => Err(PersistenceError::timeout(op, id, limit)),
                 Err(e) => Err(joined(op, &id, e)),
             }
         }
@@ -404,7 +401,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, PersistenceError::Timeout { op: Operation::Load, ref id, after }
+            matches!(err, PersistenceError::Timeout { op: Operation::Load, ref id, after, .. }
                 if id == "slow" && after == Duration::from_millis(10)),
             "{err:?}"
         );

@@ -66,20 +66,26 @@ async fn corrupt_documents_are_quarantined_and_never_lost() {
         "second"
     );
 
-    // Valid JSON that is not a valid task (an unknown status): its index entries go too.
+    // Valid JSON that is not a valid task (an unknown status): reported as corrupt, naming
+    // the field, and left where it is, index entries and expiry included: another writer
+    // may read it.
     let mut drifted = task("drifted", "2025-01-01T00:00:00", &["rd"]).to_json();
     drifted = drifted.replace("\"Running\"", "\"Cancelled\"");
-    let _: () = conn.set(task_key("drifted"), &drifted).unwrap();
+    let _: () = conn.set_ex(task_key("drifted"), &drifted, 600).unwrap();
     let _: () = conn.sadd(index_key("rd"), "drifted").unwrap();
+    let err = store.load_with_etag("drifted").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(err.report().contains("status"), "{}", err.report());
+    let err = store.load_by_request_id("rd").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert_eq!(err.id(), "drifted");
+    assert_eq!(conn.get::<_, String>(task_key("drifted")).unwrap(), drifted);
+    assert!(pttl(&mut conn, &task_key("drifted")) > 0);
+    assert!(!conn.exists::<_, bool>(quarantine("drifted")).unwrap());
     assert_eq!(
-        store.load_with_etag("drifted").await.unwrap_err().kind(),
-        ErrorKind::Corrupt
+        members(&mut conn, &index_key("rd")),
+        BTreeSet::from(["drifted".to_owned()])
     );
-    assert_eq!(
-        conn.get::<_, String>(quarantine("drifted")).unwrap(),
-        drifted
-    );
-    assert!(!conn.exists::<_, bool>(index_key("rd")).unwrap());
 
     // A lookup meeting a corrupt member quarantines it and still answers.
     store
@@ -124,6 +130,78 @@ async fn corrupt_documents_are_quarantined_and_never_lost() {
             .task_id,
         "fixed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_documents_that_are_not_json_are_quarantined() {
+    let Some(server) = RedisServer::maybe_start() else {
+        return;
+    };
+    let store = server.plugin(&[]);
+    let mut conn = server.conn();
+    let quarantine = |id: &str| format!("{PREFIX}:quarantine:{id}");
+    let plant = |conn: &mut redis::Connection, id: &str, rid: &str, json: &str| {
+        let _: () = conn.set(task_key(id), json).unwrap();
+        let _: () = conn.sadd(index_key(rid), id).unwrap();
+    };
+    // A document as Python's json writes one with a NaN in a tool call's arguments.
+    let nan = task("nan", "2025-01-01T00:00:00", &["rn"])
+        .to_json()
+        .replace(
+            "\"pending_tool_calls\":null",
+            "\"pending_tool_calls\":[{\"name\":\"f\",\"args\":{\"x\":NaN,\"y\":-Infinity}}]",
+        );
+    assert!(nan.contains("NaN"));
+    // A document from a newer writer, with a structure this version does not know.
+    let odd = task("odd", "2025-01-01T00:00:00", &["ro"])
+        .to_json()
+        .replacen(
+            '{',
+            "{\"workflow\":{\"steps\":[{\"id\":1,\"next\":[2,3]}],\"meta\":{}},",
+            1,
+        );
+    let junk = "{\"task_id\": \"junk\", \"items\": [";
+    plant(&mut conn, "nan", "rn", &nan);
+    plant(&mut conn, "odd", "ro", &odd);
+    plant(&mut conn, "junk", "rj", junk);
+
+    // The NaN document stays whatever this version makes of it (it is read, or reported
+    // as corrupt naming the task): Python reads it.
+    for result in [
+        store.load("nan").await.map(|t| t.map(|t| t.task_id)),
+        store
+            .load_by_request_id("rn")
+            .await
+            .map(|t| t.map(|t| t.task_id)),
+    ] {
+        match result {
+            Ok(found) => assert_eq!(found.as_deref(), Some("nan")),
+            Err(e) => assert!(e.is_corrupt() && e.id() == "nan", "{}", e.report()),
+        }
+    }
+    assert_eq!(conn.get::<_, String>(task_key("nan")).unwrap(), nan);
+    assert!(!conn.exists::<_, bool>(quarantine("nan")).unwrap());
+    assert!(conn
+        .sismember::<_, _, bool>(index_key("rn"), "nan")
+        .unwrap());
+
+    // The unknown structure is read past, and kept.
+    let loaded = store.load("odd").await.unwrap().unwrap();
+    assert_eq!(loaded.task_id, "odd");
+    assert!(loaded.extra.get("workflow").is_some());
+    let found = store.load_by_request_id("ro").await.unwrap().unwrap();
+    assert_eq!(found, loaded);
+    assert_eq!(conn.get::<_, String>(task_key("odd")).unwrap(), odd);
+    assert!(!conn.exists::<_, bool>(quarantine("odd")).unwrap());
+
+    // Bytes that are not JSON at all go to quarantine, intact.
+    assert!(store.load("junk").await.unwrap_err().is_corrupt());
+    assert!(!conn.exists::<_, bool>(task_key("junk")).unwrap());
+    assert_eq!(conn.get::<_, String>(quarantine("junk")).unwrap(), junk);
+    // Its index entry, which the bytes could not tell, points nowhere: the next lookup
+    // prunes it.
+    assert_eq!(store.load_by_request_id("rj").await.unwrap(), None);
+    assert!(!conn.exists::<_, bool>(index_key("rj")).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

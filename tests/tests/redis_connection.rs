@@ -80,12 +80,27 @@ async fn tls_works_with_the_configured_ca_and_only_with_it() {
     let err = construct_error(&no_ca);
     assert!(err.contains("Redis at localhost"), "{err}");
     // Plain text to a TLS port gets no answer the client accepts.
-    let err = construct_error(&server.vars_with(&[
-        ("TA_REDIS_SSL", "false"),
-        ("TA_REDIS_CA_CERT", ""),
-        ("TA_REDIS_TIMEOUT_MS", "1000"),
-    ]));
+    let mut plain = server.vars_with(&[("TA_REDIS_SSL", "false"), ("TA_REDIS_TIMEOUT_MS", "1000")]);
+    plain.remove("TA_REDIS_CA_CERT");
+    let err = construct_error(&plain);
     assert!(err.contains("Redis at localhost"), "{err}");
+    // An empty variable is refused, not read as unset.
+    let err = construct_error(&server.vars_with(&[("TA_REDIS_CA_CERT", "")]));
+    assert!(
+        err.contains("TA_REDIS_CA_CERT") && err.contains("empty"),
+        "{err}"
+    );
+    // A CA file without a certificate is refused at start-up, naming the variable,
+    // instead of failing every connection later as an unknown issuer.
+    let garbage = server.dir().join("garbage-ca.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.to_str().unwrap().to_owned();
+    let err = construct_error(&server.vars_with(&[("TA_REDIS_CA_CERT", &garbage)]));
+    assert!(
+        err.contains("TA_REDIS_CA_CERT") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    assert!(!err.contains("UnknownIssuer"), "{err}");
     // A malformed switch is refused before anything connects.
     let err = construct_error(&server.vars_with(&[("TA_REDIS_SSL", "sometimes")]));
     assert!(
@@ -342,4 +357,64 @@ async fn the_plugin_serves_a_current_thread_host_and_drops_inside_it() {
     drop(store);
     let again = server.plugin(&[("TA_REDIS_PREFIX", "ct")]);
     assert!(again.load("ct-1").await.unwrap().is_some());
+}
+
+/// Blocks `server` with `DEBUG SLEEP` from a connection of its own, and returns once the
+/// server has stopped answering (a `PING` from a third connection times out), with the
+/// thread that wakes it up.
+fn put_to_sleep(server: &RedisServer, seconds: f64) -> std::thread::JoinHandle<()> {
+    let mut sleeper = server.conn();
+    let mut probe = server.conn();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("a read timeout");
+    let thread = std::thread::spawn(move || {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(seconds)
+            .query::<()>(&mut sleeper)
+            .expect("DEBUG SLEEP");
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis::cmd("PING").query::<String>(&mut probe).is_ok() {
+        assert!(Instant::now() < deadline, "the server never went to sleep");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_timed_out_has_an_unknown_outcome_and_may_be_stored() {
+    let options = ServerOptions::default().args(&["--enable-debug-command", "local"]);
+    let Some(server) = RedisServer::maybe_start_with(options) else {
+        return;
+    };
+    let store = server.plugin(&[("TA_REDIS_TIMEOUT_MS", "300")]);
+    store.create(task("before", T0, &["rb"])).await.unwrap();
+
+    // The server sleeps longer than the limit: the create is sent, waits behind the
+    // sleep, and the plugin gives up on it.
+    let waking = put_to_sleep(&server, 1.5);
+    let err = store
+        .create(task("slow", T0, &["rs"]))
+        .await
+        .expect_err("a create behind a sleeping server must time out");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{}", err.report());
+    assert!(err.is_outcome_unknown(), "{}", err.report());
+    assert!(!err.is_retryable(), "{}", err.report());
+    // A read that timed out changed nothing and can be sent again as it is.
+    let read = store
+        .load("before")
+        .await
+        .expect_err("a read must time out");
+    assert_eq!(read.kind(), ErrorKind::Timeout, "{}", read.report());
+    assert!(read.is_retryable() && !read.is_outcome_unknown());
+    waking.join().expect("the sleeping connection");
+
+    // Why the outcome is unknown: the script ran once the server woke up, so the task
+    // the caller was told timed out is stored, and a blind retry says it already exists.
+    let stored = store.load("slow").await.unwrap();
+    assert_eq!(stored, Some(task("slow", T0, &["rs"])));
+    let retry = store.create(task("slow", T0, &["rs"])).await.unwrap_err();
+    assert!(retry.is_already_exists(), "{}", retry.report());
 }

@@ -190,27 +190,30 @@ impl InMemoryPersistenceManager {
     fn replace(&self, task: AgentTask, expected: Option<&ETag>) -> Result<ETag> {
         validate_task_ids(Operation::Update, &task)?;
         let packed = Packed::pack(&task);
-        let new_keys = (task.created_at.utc_micros(), task.request_ids());
+        let new_created = task.created_at.utc_micros();
+        let new_ids = task.request_ids();
+        // Built outside the lock: the part of re-indexing that grows with the new items.
+        let new_set = IdSet::new(&new_ids);
         let revision = self.next_revision();
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
         let Some((key, stored)) = tasks.get_key_value_mut(task.task_id.as_str()) else {
             return Err(PersistenceError::NotFound {
                 op: Operation::Update,
-                task_id: task.task_id,
+                task_id: task.task_id.clone(),
             });
         };
         if let Some(expected) = expected {
             if etag_of(stored.revision) != *expected {
                 return Err(PersistenceError::Conflict {
                     op: Operation::Update,
-                    task_id: task.task_id,
+                    task_id: task.task_id.clone(),
                     expected: expected.to_string(),
                 });
             }
         }
         let old_keys = stored.index_keys(Operation::Update, key)?;
-        reindex(index, key, old_keys, new_keys);
+        reindex(index, key, old_keys, (new_created, &new_set));
         *stored = Stored { packed, revision };
         Ok(etag_of(revision))
     }
@@ -237,14 +240,42 @@ fn index_remove(index: &mut Map<Box<str>, Members>, request_id: &str, member: &M
     }
 }
 
+/// Up to this many request ids, scanning the other list beats building a set.
+const SCAN_MAX: usize = 16;
+
+/// A list of distinct request ids that answers "does it hold this id?" in constant time
+/// once it is long.
+struct IdSet<'a> {
+    ids: &'a [&'a str],
+    set: Option<hashbrown::HashSet<&'a str>>,
+}
+
+impl<'a> IdSet<'a> {
+    fn new(ids: &'a [&'a str]) -> Self {
+        let set = (ids.len() > SCAN_MAX).then(|| ids.iter().copied().collect());
+        Self { ids, set }
+    }
+
+    fn ids(&self) -> &'a [&'a str] {
+        self.ids
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match &self.set {
+            None => self.ids.contains(&id),
+            Some(set) => set.contains(id),
+        }
+    }
+}
+
 /// Moves a task's index entries from its old (created_at, request ids) to its new ones,
 /// touching only the request ids that differ (an appended turn usually adds one and
-/// keeps the rest).
+/// keeps the rest). Linear in the number of ids.
 fn reindex(
     index: &mut Map<Box<str>, Members>,
     key: &Arc<str>,
     (old_created, old_ids): (i64, Vec<&str>),
-    (new_created, new_ids): (i64, Vec<&str>),
+    (new_created, new_set): (i64, &IdSet<'_>),
 ) {
     let member = |created| Member {
         created,
@@ -253,13 +284,14 @@ fn reindex(
     let moved = old_created != new_created;
     let old_member = member(old_created);
     for id in &old_ids {
-        if moved || !new_ids.contains(id) {
+        if moved || !new_set.contains(id) {
             index_remove(index, id, &old_member);
         }
     }
     let new_member = member(new_created);
-    for id in &new_ids {
-        if moved || !old_ids.contains(id) {
+    let old_set = IdSet::new(&old_ids);
+    for id in new_set.ids() {
+        if moved || !old_set.contains(id) {
             index_add(index, id, new_member.clone());
         }
     }
@@ -270,6 +302,8 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
     async fn create(&self, task: AgentTask) -> Result<()> {
         validate_task_ids(Operation::Create, &task)?;
         let packed = Packed::pack(&task);
+        // Outside the lock: the only part that grows with the number of items.
+        let ids = task.request_ids();
         let revision = self.next_revision();
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
@@ -284,7 +318,7 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
             created: task.created_at.utc_micros(),
             task_id: Arc::clone(&key),
         };
-        for id in task.request_ids() {
+        for id in ids {
             index_add(index, id, member.clone());
         }
         tasks.insert(key, Stored { packed, revision });
@@ -309,20 +343,23 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         validate_id(Operation::Delete, "task id", task_id)?;
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
-        let Some((key, stored)) = tasks.remove_entry(task_id) else {
+        let Some((key, stored)) = tasks.get_key_value(task_id) else {
             return Err(PersistenceError::NotFound {
                 op: Operation::Delete,
                 task_id: task_id.to_owned(),
             });
         };
-        let (created, ids) = stored.index_keys(Operation::Delete, &key)?;
+        // Read the index keys before changing anything: if they cannot be read, the task
+        // and its index entries stay as they were, rather than leaving orphan entries.
+        let (created, ids) = stored.index_keys(Operation::Delete, key)?;
         let member = Member {
             created,
-            task_id: key,
+            task_id: Arc::clone(key),
         };
         for id in ids {
             index_remove(index, id, &member);
         }
+        tasks.remove(task_id);
         Ok(())
     }
 
@@ -366,5 +403,67 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         state.tasks.clear();
         state.index.clear();
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ta_persistence_api::{AgentTaskItem, MultiModalItem, Role, Timestamp};
+
+    fn task(id: &str, request_ids: &[&str]) -> AgentTask {
+        let now = Timestamp::parse("2025-01-01T00:00:00").unwrap();
+        let mut task = AgentTask::new(id, "s", "u", now);
+        for request_id in request_ids {
+            task.items.push(AgentTaskItem::new(
+                id,
+                *request_id,
+                Role::User,
+                MultiModalItem::text("x"),
+                now,
+            ));
+        }
+        task
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_cannot_read_the_index_keys_changes_nothing() {
+        let store = InMemoryPersistenceManager::new();
+        store.create(task("t1", &["r1", "r2"])).await.unwrap();
+        let before = store.stats();
+        store
+            .write()
+            .tasks
+            .get_mut("t1")
+            .unwrap()
+            .packed
+            .break_for_test();
+        let err = store.delete("t1").await.unwrap_err();
+        assert!(matches!(err, PersistenceError::Corrupt { .. }), "{err:?}");
+        assert_eq!(store.stats(), before);
+        let state = store.read();
+        assert!(state.tasks.contains_key("t1"));
+        assert_eq!(&*state.index["r1"].first().task_id, "t1");
+        assert_eq!(&*state.index["r2"].first().task_id, "t1");
+    }
+
+    #[tokio::test]
+    async fn many_request_ids_are_indexed_and_reindexed_exactly() {
+        let store = InMemoryPersistenceManager::new();
+        let ids: Vec<String> = (0..5000).map(|n| format!("r{n}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store.create(task("t1", &refs)).await.unwrap();
+        assert_eq!(store.stats().index_entries, 5000);
+        // Drop the first half, keep the second, add new ones.
+        let next: Vec<String> = (2500..7500).map(|n| format!("r{n}")).collect();
+        let refs: Vec<&str> = next.iter().map(String::as_str).collect();
+        store.update(task("t1", &refs)).await.unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.request_ids, stats.index_entries), (5000, 5000));
+        assert!(store.load_by_request_id("r0").await.unwrap().is_none());
+        assert!(store.load_by_request_id("r2500").await.unwrap().is_some());
+        assert!(store.load_by_request_id("r7499").await.unwrap().is_some());
+        store.delete("t1").await.unwrap();
+        assert_eq!(store.stats(), MemoryStats::default());
     }
 }

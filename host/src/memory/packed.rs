@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use ta_persistence_api::model::{ExtraFields, OpaqueJson};
+use ta_persistence_api::model::{distinct_in_order, ExtraFields, OpaqueJson};
 use ta_persistence_api::{
     AgentTask, AgentTaskItem, ContentType, MultiModalItem, Role, TaskStatus, Timestamp,
 };
@@ -143,24 +143,12 @@ impl<'a> Reader<'a> {
 }
 
 fn status_code(s: TaskStatus) -> u8 {
-    match s {
-        TaskStatus::Running => 0,
-        TaskStatus::Paused => 1,
-        TaskStatus::Completed => 2,
-        TaskStatus::Failed => 3,
-        _ => 4,
-    }
+    // `ordinal` is an exhaustive match: a new status does not compile until it has a code.
+    s.ordinal()
 }
 
 fn status_of(code: u8) -> Result<TaskStatus, Malformed> {
-    Ok(match code {
-        0 => TaskStatus::Running,
-        1 => TaskStatus::Paused,
-        2 => TaskStatus::Completed,
-        3 => TaskStatus::Failed,
-        4 => TaskStatus::Canceled,
-        _ => return Err(Malformed),
-    })
+    TaskStatus::from_ordinal(code).ok_or(Malformed)
 }
 
 impl Packed {
@@ -318,10 +306,7 @@ impl Packed {
         let mut ids: Vec<&str> = Vec::with_capacity(n);
         for _ in 0..n {
             r.str()?;
-            let request_id = r.str()?;
-            if !ids.contains(&request_id) {
-                ids.push(request_id);
-            }
+            ids.push(r.str()?);
             r.take(2)?;
             r.text()?;
             skip_extra(&mut r)?;
@@ -337,7 +322,15 @@ impl Packed {
             }
             skip_extra(&mut r)?;
         }
-        Ok((created, ids))
+        Ok((created, distinct_in_order(ids)))
+    }
+}
+
+#[cfg(test)]
+impl Packed {
+    /// Makes the buffer unreadable, as a bug in this module would.
+    pub(super) fn break_for_test(&mut self) {
+        self.bytes = Box::new([]);
     }
 }
 
@@ -385,6 +378,43 @@ mod tests {
         let (created, ids) = packed.index_keys().unwrap();
         assert_eq!(created, task.created_at.utc_micros());
         assert_eq!(ids, task.request_ids());
+    }
+
+    #[test]
+    fn every_status_packs_and_unpacks() {
+        let mut task = rich_task();
+        for code in 0..=u8::MAX {
+            let Some(status) = TaskStatus::from_ordinal(code) else {
+                assert!(code >= 5, "code {code}");
+                continue;
+            };
+            task.status = status;
+            assert_eq!(Packed::pack(&task).unpack().unwrap().status, status);
+        }
+        let mut packed = Packed::pack(&task);
+        // The status byte follows the three ids.
+        let at = 12 + task.task_id.len() + task.session_id.len() + task.user_id.len();
+        let mut bytes = packed.bytes.to_vec();
+        bytes[at] = 5;
+        packed.bytes = bytes.into_boxed_slice();
+        assert!(packed.unpack().is_err());
+    }
+
+    #[test]
+    fn index_keys_are_distinct_in_first_seen_order_at_any_size() {
+        let mut task = rich_task();
+        let template = task.items[0].clone();
+        task.items.clear();
+        for n in 0..3000 {
+            let mut item = template.clone();
+            item.request_id = format!("r{}", (n * 7) % 1000);
+            task.items.push(item);
+        }
+        let packed = Packed::pack(&task);
+        let (_, ids) = packed.index_keys().unwrap();
+        assert_eq!(ids.len(), 1000);
+        assert_eq!(ids, task.request_ids());
+        assert_eq!(&ids[..3], ["r0", "r7", "r14"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use abi_stable::std_types::{RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 use crate::document::TaskDocument;
-use crate::error::{ErrorKind, Operation, PersistenceError};
+use crate::error::{ErrorKind, Operation, Outcome, PersistenceError};
 use crate::manager::{ETag, Versioned};
 
 /// A task document as it crosses the boundary (see [`TaskDocument`]).
@@ -87,12 +87,34 @@ pub struct FfiError {
     pub op: u8,
     /// The task or request id.
     pub id: RString,
-    /// The reason (invalid input) or the expected ETag (conflict).
+    /// The reason (invalid input), the expected ETag (conflict), or, for a timeout or an
+    /// unavailable backend, `not-applied` when the operation is known to have changed
+    /// nothing (empty: a write's outcome is unknown, as older plugins imply).
     pub detail: RString,
     /// The messages of the cause chain, outermost first.
     pub causes: RVec<RString>,
     /// The waited time (timeout), milliseconds.
     pub millis: u64,
+}
+
+/// The `detail` of a timeout or unavailable error whose operation changed nothing.
+pub(crate) const NOT_APPLIED: &str = "not-applied";
+
+fn outcome_detail(outcome: Outcome) -> RString {
+    match outcome {
+        Outcome::NotApplied => NOT_APPLIED.into(),
+        _ => RString::new(),
+    }
+}
+
+/// The outcome a `detail` tells; an empty one (a plugin from before outcomes were
+/// carried) is taken as nothing known of how far the operation got.
+fn outcome_from_detail(detail: &str, op: Operation) -> Outcome {
+    if detail == NOT_APPLIED {
+        Outcome::NotApplied
+    } else {
+        Outcome::of_unanswered(op)
+    }
 }
 
 const OPS: [Operation; 8] = [
@@ -140,11 +162,17 @@ impl FfiError {
         match err {
             PersistenceError::InvalidInput { reason, .. } => out.detail = reason.as_str().into(),
             PersistenceError::Conflict { expected, .. } => out.detail = expected.as_str().into(),
-            PersistenceError::Timeout { after, .. } => {
-                out.millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX)
+            PersistenceError::Timeout { after, outcome, .. } => {
+                out.millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                out.detail = outcome_detail(*outcome);
+            }
+            PersistenceError::Unavailable {
+                source, outcome, ..
+            } => {
+                out.causes = chain(source.as_ref());
+                out.detail = outcome_detail(*outcome);
             }
             PersistenceError::Corrupt { source, .. }
-            | PersistenceError::Unavailable { source, .. }
             | PersistenceError::Backend { source, .. }
             | PersistenceError::Plugin { source, .. } => out.causes = chain(source.as_ref()),
             _ => {}
@@ -179,11 +207,13 @@ impl FfiError {
                 op,
                 id,
                 source: source(),
+                outcome: outcome_from_detail(&self.detail, op),
             },
             Some(ErrorKind::Timeout) => PersistenceError::Timeout {
                 op,
                 id,
                 after: std::time::Duration::from_millis(self.millis),
+                outcome: outcome_from_detail(&self.detail, op),
             },
             Some(ErrorKind::Backend) => PersistenceError::Backend {
                 op,
@@ -298,18 +328,32 @@ mod tests {
                 task_id: "t".into(),
                 expected: "e1".into(),
             },
-            PersistenceError::Timeout {
-                op: Operation::LoadByRequestId,
-                id: "r".into(),
-                after: Duration::from_millis(1500),
-            },
+            PersistenceError::timeout(Operation::LoadByRequestId, "r", Duration::from_millis(1500)),
+            PersistenceError::timeout(Operation::Create, "t", Duration::from_millis(10)),
+            PersistenceError::unavailable(Operation::Update, "t", "reset", Outcome::Unknown),
+            PersistenceError::unavailable(Operation::Update, "t", "refused", Outcome::NotApplied),
             PersistenceError::backend(Operation::Load, "t", "boom"),
         ];
         for err in cases {
             let text = err.report();
+            let outcome = err.outcome();
             let back = round_trip(err);
             assert_eq!(back.report(), text);
+            assert_eq!(back.outcome(), outcome, "{text}");
         }
+    }
+
+    #[test]
+    fn an_error_without_an_outcome_leaves_a_write_unknown() {
+        // What a plugin from before outcomes were carried sends: no detail.
+        let mut ffi = FfiError::from_error(&PersistenceError::unavailable(
+            Operation::Delete,
+            "t",
+            "reset",
+            Outcome::NotApplied,
+        ));
+        ffi.detail = RString::new();
+        assert!(ffi.into_error(Operation::Delete).is_outcome_unknown());
     }
 
     #[test]

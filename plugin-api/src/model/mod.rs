@@ -2,22 +2,31 @@
 //!
 //! Every type here reads and writes the JSON that pydantic's `model_dump_json()` produces
 //! for the Python `AgentTask`: compact, keys in declaration order, explicit `null`s, enum
-//! values as strings, and datetimes that keep their naive or offset form. Reading is as
-//! lenient as pydantic's lax mode (missing `status` and `content_type` take their
-//! defaults, keys may come in any order), and, unlike pydantic, fields this version does
-//! not know are kept and written back after the known ones, so a document written by a
-//! newer writer loses nothing when an older reader updates it.
+//! values as strings, and datetimes that keep their naive or offset form. Reading accepts
+//! every document the Python original reads (`json.loads`, then pydantic's lax mode):
+//! missing `status` and `content_type` take their defaults, keys may come in any order and
+//! repeat (the last one wins), datetimes take every form pydantic's parser takes, and
+//! opaque values may hold `NaN`/`Infinity`. Unlike pydantic, fields this version does not
+//! know are kept and written back after the known ones, so a document written by a newer
+//! writer loses nothing when an older reader updates it.
+//!
+//! A document that cannot be read says whether it is not JSON at all
+//! ([`WireError::is_not_json`], [`check_json_syntax`]) or JSON that does not fit the model.
 //!
 //! `pending_tool_calls` elements and `chat_history` are [`OpaqueJson`]: the store never
 //! looks inside them and keeps them verbatim.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+mod normalize;
 mod opaque;
+mod syntax;
 mod timestamp;
 mod wire;
 
 pub use opaque::{ExtraFields, OpaqueJson};
+pub use syntax::check_json_syntax;
 pub use timestamp::{Timestamp, TimestampError};
 pub use wire::WireError;
 
@@ -119,6 +128,37 @@ pub enum Role {
     Assistant,
 }
 
+/// Up to this many values, looking back through the few kept so far is cheaper than
+/// hashing; beyond it, a set keeps the work linear.
+const LINEAR_DEDUP_MAX: usize = 16;
+
+/// The distinct values of `values`, each at its first place: how a task's request ids are
+/// listed. Linear in the number of values (a hash set past the first few), so a task with
+/// any number of items costs no more than reading it.
+pub fn distinct_in_order<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let values = values.into_iter();
+    let mut out: Vec<&str> = Vec::with_capacity(values.size_hint().0.min(LINEAR_DEDUP_MAX));
+    let mut seen: Option<HashSet<&str>> = None;
+    for value in values {
+        match &mut seen {
+            Some(set) => {
+                if set.insert(value) {
+                    out.push(value);
+                }
+            }
+            None => {
+                if !out.contains(&value) {
+                    out.push(value);
+                    if out.len() > LINEAR_DEDUP_MAX {
+                        seen = Some(out.iter().copied().collect());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The longest task or request id a store accepts, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
@@ -142,15 +182,10 @@ impl AgentTask {
         }
     }
 
-    /// The distinct request ids of the task's items, in first-seen order.
+    /// The distinct request ids of the task's items, in first-seen order. Linear in the
+    /// number of items.
     pub fn request_ids(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = Vec::with_capacity(self.items.len());
-        for item in &self.items {
-            if !ids.contains(&item.request_id.as_str()) {
-                ids.push(&item.request_id);
-            }
-        }
-        ids
+        distinct_in_order(self.items.iter().map(|item| item.request_id.as_str()))
     }
 }
 
@@ -197,6 +232,31 @@ impl MultiModalItem {
 }
 
 impl TaskStatus {
+    /// A small number for the status (0 to 4, in declaration order), for compact storage.
+    ///
+    /// An exhaustive match, so that adding a status fails to compile until it has one.
+    pub const fn ordinal(self) -> u8 {
+        match self {
+            TaskStatus::Running => 0,
+            TaskStatus::Paused => 1,
+            TaskStatus::Completed => 2,
+            TaskStatus::Failed => 3,
+            TaskStatus::Canceled => 4,
+        }
+    }
+
+    /// The status whose [`ordinal`](Self::ordinal) is `ordinal`, if any.
+    pub const fn from_ordinal(ordinal: u8) -> Option<Self> {
+        Some(match ordinal {
+            0 => TaskStatus::Running,
+            1 => TaskStatus::Paused,
+            2 => TaskStatus::Completed,
+            3 => TaskStatus::Failed,
+            4 => TaskStatus::Canceled,
+            _ => return None,
+        })
+    }
+
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -226,5 +286,56 @@ impl ContentType {
             ContentType::Text => "text",
             ContentType::Image => "image",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_in_order_keeps_first_places_at_any_size() {
+        assert_eq!(
+            distinct_in_order(["b", "a", "b", "c", "a"]),
+            ["b", "a", "c"]
+        );
+        assert!(distinct_in_order([]).is_empty());
+        // Past the linear threshold: repeats of early and late values are all dropped.
+        let values: Vec<String> = (0..1000).map(|n| format!("r{}", n % 300)).collect();
+        let distinct = distinct_in_order(values.iter().map(String::as_str));
+        let expected: Vec<String> = (0..300).map(|n| format!("r{n}")).collect();
+        assert_eq!(distinct, expected);
+    }
+
+    #[test]
+    fn request_ids_are_distinct_in_first_seen_order() {
+        let now = Timestamp::parse("2025-01-01").unwrap();
+        let mut task = AgentTask::new("t", "s", "u", now);
+        for id in ["r2", "r1", "r2", "r3", "r1"] {
+            task.items.push(AgentTaskItem::new(
+                "t",
+                id,
+                Role::User,
+                MultiModalItem::text("x"),
+                now,
+            ));
+        }
+        assert_eq!(task.request_ids(), ["r2", "r1", "r3"]);
+    }
+
+    #[test]
+    fn status_ordinals_round_trip() {
+        let all = [
+            TaskStatus::Running,
+            TaskStatus::Paused,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Canceled,
+        ];
+        for (n, status) in all.into_iter().enumerate() {
+            assert_eq!(usize::from(status.ordinal()), n);
+            assert_eq!(TaskStatus::from_ordinal(status.ordinal()), Some(status));
+        }
+        assert_eq!(TaskStatus::from_ordinal(5), None);
     }
 }

@@ -1,9 +1,10 @@
 //! JSON the store keeps without looking inside: `OpaqueJson` values and `ExtraFields`.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer};
-use serde::ser::{Serialize, Serializer};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -15,50 +16,77 @@ use serde_json::value::RawValue;
 /// input has), so that documents are always written compact, as pydantic writes them.
 /// Whitespace inside string literals is part of the token and is kept.
 ///
+/// The text is JSON as Python's `json` module reads it (see
+/// [`check_json_syntax`](super::check_json_syntax)): besides standard JSON it may hold
+/// `NaN`, `Infinity` and `-Infinity` literals and repeated keys, which are kept as they are.
+///
 /// Equality and hashing compare the text: `{"a":1,"b":2}` and `{"b":2,"a":1}` differ.
 ///
 /// Serialising writes the text as it is and deserialising takes the text as it is; both
-/// work with `serde_json` only (the value is a [`serde_json::value::RawValue`] inside).
+/// work with `serde_json` only (written as a raw value, the way
+/// [`serde_json::value::RawValue`] is).
 #[derive(Clone)]
-pub struct OpaqueJson(Arc<RawValue>);
+pub struct OpaqueJson(Arc<str>);
 
 impl OpaqueJson {
-    /// Reads one JSON value from `json` (surrounding whitespace allowed). Insignificant
-    /// whitespace is dropped; everything else is kept verbatim.
+    /// Reads one JSON value from `json` (surrounding whitespace allowed), as Python's `json`
+    /// reads it. Insignificant whitespace is dropped; everything else is kept verbatim.
     pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
-        let raw: Box<RawValue> = serde_json::from_str(json)?;
-        compact(raw).map(|raw| Self(Arc::from(raw)))
+        match serde_json::from_str::<Box<RawValue>>(json) {
+            Ok(raw) => compact(raw).map(|raw| Self::from_raw(&raw)),
+            // `NaN` and `Infinity` are not JSON to serde_json, but are to Python.
+            Err(error) => match super::check_json_syntax(json.as_bytes()) {
+                Ok(()) => Ok(Self::from_python_text(
+                    json.trim_matches(is_json_whitespace_char),
+                )),
+                Err(_) => Err(error),
+            },
+        }
     }
 
     /// The value as `serde_json` writes it (compact; object keys in the map's order).
     pub fn from_value(value: &serde_json::Value) -> Self {
         // Writing a `Value` into memory cannot fail: its keys are strings and its numbers
         // are finite. The fallback is there only to avoid a panic path.
-        let raw =
-            serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
-        Self(Arc::from(raw))
+        Self(Arc::from(
+            serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()),
+        ))
+    }
+
+    fn from_raw(raw: &RawValue) -> Self {
+        Self(Arc::from(raw.get()))
+    }
+
+    /// A value from text that passed [`check_json_syntax`](super::check_json_syntax) and
+    /// is one value with no surrounding whitespace (whitespace inside is dropped here).
+    pub(crate) fn from_python_text(text: &str) -> Self {
+        match first_insignificant_whitespace(text) {
+            None => Self(Arc::from(text)),
+            Some(start) => Self(Arc::from(strip_whitespace(text, start))),
+        }
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The value as a `serde_json::Value` (parsed on each call).
     ///
-    /// A number outside what `Value` can hold (such as `1e400`) makes the result `Null`.
+    /// A number outside what `Value` can hold (such as `1e400`, `NaN` or `Infinity`)
+    /// makes the result `Null`.
     pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
     }
 
     /// Whether the value is a JSON object.
     pub fn is_object(&self) -> bool {
-        self.0.get().starts_with('{')
+        self.0.starts_with('{')
     }
 
     /// The kind of value, for error messages.
     pub(crate) fn kind(&self) -> &'static str {
-        match self.0.get().as_bytes().first() {
+        match self.0.as_bytes().first() {
             Some(b'{') => "object",
             Some(b'[') => "array",
             Some(b'"') => "string",
@@ -67,6 +95,10 @@ impl OpaqueJson {
             _ => "number",
         }
     }
+}
+
+fn is_json_whitespace_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// Drops the whitespace between tokens of `raw`, keeping `raw` itself (no copy) when it
@@ -165,9 +197,17 @@ impl fmt::Display for OpaqueJson {
     }
 }
 
+/// serde_json's marker for a value written as raw text: the name and field that its own
+/// `RawValue` serialises as. Used rather than `RawValue` because that type refuses
+/// `NaN`/`Infinity`; the unit test `writes_raw_text_through_serde_json` fails if the
+/// marker ever stops working.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
 impl Serialize for OpaqueJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(RAW_VALUE_TOKEN, &*self.0)?;
+        raw.end()
     }
 }
 
@@ -175,7 +215,7 @@ impl<'de> Deserialize<'de> for OpaqueJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         compact(raw)
-            .map(|raw| Self(Arc::from(raw)))
+            .map(|raw| Self::from_raw(&raw))
             .map_err(de::Error::custom)
     }
 }
@@ -212,6 +252,13 @@ impl ExtraFields {
         self.0.iter().map(|(name, value)| (name.as_str(), value))
     }
 
+    /// The fields, in order, with their values mutable.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut OpaqueJson)> + '_ {
+        self.0
+            .iter_mut()
+            .map(|(name, value)| (name.as_str(), value))
+    }
+
     /// The value of the field `name`, if present.
     pub fn get(&self, name: &str) -> Option<&OpaqueJson> {
         self.0
@@ -230,6 +277,51 @@ impl ExtraFields {
                 None
             }
         }
+    }
+
+    /// Appends a field read from a document, without looking for an earlier one of the
+    /// same name; [`ExtraFields::settle_repeats`] resolves repeats once all are read.
+    pub(crate) fn push_read(&mut self, name: String, value: OpaqueJson) {
+        self.0.push((name, value));
+    }
+
+    /// Leaves one field per name, as Python's `json` does: at the place of the first, with
+    /// the value of the last. Linear: a document may hold any number of fields.
+    pub(crate) fn settle_repeats(&mut self) {
+        if self.0.len() < 2 {
+            return;
+        }
+        // (index of a repeat, index of the first field of its name), in input order.
+        let repeats: Vec<(usize, usize)> = {
+            let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.0.len());
+            self.0
+                .iter()
+                .enumerate()
+                .filter_map(|(index, (name, _))| match first.entry(name.as_str()) {
+                    Entry::Occupied(place) => Some((index, *place.get())),
+                    Entry::Vacant(place) => {
+                        place.insert(index);
+                        None
+                    }
+                })
+                .collect()
+        };
+        if repeats.is_empty() {
+            return;
+        }
+        for &(repeat, first) in &repeats {
+            self.0[first].1 = self.0[repeat].1.clone();
+        }
+        let mut drop = repeats.iter().map(|&(repeat, _)| repeat).peekable();
+        let mut index = 0;
+        self.0.retain(|_| {
+            let keep = drop.peek() != Some(&index);
+            if !keep {
+                drop.next();
+            }
+            index += 1;
+            keep
+        });
     }
 
     /// Removes the field `name` and returns its value, if present. Keeps the others' order.
@@ -320,6 +412,50 @@ mod tests {
             OpaqueJson::parse("1e400").unwrap().to_value(),
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn keeps_python_only_literals_verbatim() {
+        let value =
+            OpaqueJson::parse(" {\"a\" : NaN, \"b\": [Infinity, -Infinity], \"a\": 1} ").unwrap();
+        let text = r#"{"a":NaN,"b":[Infinity,-Infinity],"a":1}"#;
+        assert_eq!(value.as_str(), text);
+        assert_eq!(value.to_value(), serde_json::Value::Null);
+        assert!(value.is_object());
+        assert!(OpaqueJson::parse("nan").is_err());
+        assert!(OpaqueJson::parse("[NaN").is_err());
+    }
+
+    #[test]
+    fn writes_raw_text_through_serde_json() {
+        let value = OpaqueJson::parse(r#"{"a":NaN,"s":"x\u00e9"}"#).unwrap();
+        let list = vec![value.clone(), OpaqueJson::parse("1.50").unwrap()];
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"[{"a":NaN,"s":"x\u00e9"},1.50]"#
+        );
+        assert_eq!(
+            serde_json::to_string_pretty(&value).unwrap(),
+            r#"{"a":NaN,"s":"x\u00e9"}"#
+        );
+    }
+
+    #[test]
+    fn repeats_keep_the_first_place_and_the_last_value() {
+        for count in [3, 5000] {
+            let mut extra = ExtraFields::new();
+            for n in 0..count {
+                extra.push_read(format!("k{n}"), OpaqueJson::parse(&n.to_string()).unwrap());
+            }
+            extra.push_read("k1".into(), OpaqueJson::parse("\"last\"").unwrap());
+            extra.push_read("k0".into(), OpaqueJson::parse("true").unwrap());
+            extra.push_read("k1".into(), OpaqueJson::parse("\"later\"").unwrap());
+            extra.settle_repeats();
+            assert_eq!(extra.len(), count);
+            let pairs: Vec<(&str, &str)> =
+                extra.iter().take(3).map(|(k, v)| (k, v.as_str())).collect();
+            assert_eq!(pairs, [("k0", "true"), ("k1", "\"later\""), ("k2", "2")]);
+        }
     }
 
     #[test]

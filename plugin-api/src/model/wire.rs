@@ -13,6 +13,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::{check_json_syntax, normalize};
 use super::{
     AgentTask, AgentTaskItem, ContentType, ExtraFields, MultiModalItem, OpaqueJson, Role,
     TaskStatus,
@@ -20,11 +21,19 @@ use super::{
 
 /// Why a task document could not be read, and where.
 ///
+/// Two kinds, told apart by [`WireError::is_not_json`]:
+/// - the bytes are not a JSON document at all, as Python's `json.loads` reads JSON (see
+///   [`check_json_syntax`](super::check_json_syntax)): nothing can read them;
+/// - they are JSON, but do not fit the task model (a missing field, a wrong type, an
+///   unknown status): a newer or other writer may have stored them, so they deserve to be
+///   kept and reported rather than discarded.
+///
 /// `path` names the field (`items[0].role`, or `(root)` for the document itself), `line`
 /// and `column` the place in the text (1-based; 0 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid task document at {path}: {message}{}",
+    "{} at {path}: {message}{}",
+    if *.not_json { "not a JSON document" } else { "invalid task document" },
     position_suffix(*.line, *.column)
 )]
 pub struct WireError {
@@ -32,6 +41,7 @@ pub struct WireError {
     message: String,
     line: usize,
     column: usize,
+    not_json: bool,
 }
 
 fn position_suffix(line: usize, column: usize) -> String {
@@ -67,6 +77,23 @@ impl WireError {
         self.column
     }
 
+    /// Whether the bytes are not a JSON document at all (as Python's `json.loads` reads
+    /// JSON), rather than JSON that does not fit the task model.
+    pub fn is_not_json(&self) -> bool {
+        self.not_json
+    }
+
+    /// A syntax error found by [`check_json_syntax`](super::check_json_syntax).
+    pub(crate) fn not_json(message: &str, line: usize, column: usize) -> Self {
+        Self {
+            path: ROOT_PATH.to_owned(),
+            message: message.to_owned(),
+            line,
+            column,
+            not_json: true,
+        }
+    }
+
     /// Builds the error from `serde_json`'s, with the path the second, tracking pass found.
     fn new(path: &str, error: &serde_json::Error) -> Self {
         let (line, column) = (error.line(), error.column());
@@ -87,6 +114,7 @@ impl WireError {
             message,
             line,
             column,
+            not_json: false,
         }
     }
 
@@ -108,17 +136,61 @@ impl WireError {
 }
 
 impl AgentTask {
-    /// Reads a task document (the JSON pydantic's `model_dump_json()` writes, or anything it
-    /// accepts: keys in any order, whitespace, missing defaults).
+    /// The slow path, after `serde_json` failed to read `bytes` as a task: bytes that are
+    /// not JSON at all are reported as such; a document with what only Python's `json`
+    /// reads (repeated keys, `NaN`/`Infinity`) is rewritten and read again; otherwise the
+    /// first error stands, explained.
+    fn from_python_json(bytes: &[u8], first: serde_json::Error) -> Result<AgentTask, WireError> {
+        check_json_syntax(bytes)?;
+        // The syntax check has just shown the bytes to be UTF-8.
+        let text = std::str::from_utf8(bytes).unwrap_or_default();
+        let normalized = normalize::normalize(text);
+        match serde_json::from_str::<AgentTask>(&normalized.text) {
+            Ok(mut task) => {
+                normalized.restore(&mut task);
+                Ok(task)
+            }
+            // Only opaque values were set aside: the document reads as the input does, and
+            // the first error stands, with its position in the input.
+            Err(_) if !normalized.changed => Err(WireError::locate(
+                first,
+                serde_json::Deserializer::from_str(text),
+            )),
+            Err(again) => {
+                let mut error =
+                    WireError::locate(again, serde_json::Deserializer::from_str(&normalized.text));
+                // Positions in the rewritten text are not positions in the input.
+                error.line = 0;
+                error.column = 0;
+                error.message = normalized.describe(&error.message);
+                if normalized.replaced_literals && error.message.contains("sequence") {
+                    error.message.push_str(
+                        " (NaN and Infinity are read only inside opaque values, where a \
+                         placeholder array stands for them here)",
+                    );
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl AgentTask {
+    /// Reads a task document: the JSON pydantic's `model_dump_json()` writes, or anything
+    /// the Python original reads (`json.loads`, then pydantic): keys in any order or
+    /// repeated (the last wins), whitespace, missing defaults, every datetime form pydantic
+    /// takes, `NaN`/`Infinity` inside opaque values.
+    ///
+    /// Standard JSON is read in one pass; only a document that fails it is checked for
+    /// what Python's `json` reads beyond it. The error tells bytes that are not JSON at all
+    /// ([`WireError::is_not_json`]) from JSON that does not fit the model.
     pub fn from_json(json: &str) -> Result<AgentTask, WireError> {
-        serde_json::from_str(json)
-            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_str(json)))
+        serde_json::from_str(json).or_else(|first| Self::from_python_json(json.as_bytes(), first))
     }
 
     /// [`AgentTask::from_json`] for bytes (which must be UTF-8).
     pub fn from_json_slice(json: &[u8]) -> Result<AgentTask, WireError> {
-        serde_json::from_slice(json)
-            .map_err(|first| WireError::locate(first, serde_json::Deserializer::from_slice(json)))
+        serde_json::from_slice(json).or_else(|first| Self::from_python_json(json, first))
     }
 
     /// The task as pydantic's `model_dump_json()` writes it: compact, known fields in
@@ -380,31 +452,24 @@ wire_keys!(ContentKey {
     "content" => Content,
 });
 
-/// Reads the value of a known field into its slot, refusing a second occurrence.
-fn read_once<'de, A, T>(
-    map: &mut A,
-    slot: &mut Option<T>,
-    name: &'static str,
-) -> Result<(), A::Error>
+/// Reads the value of a known field into its slot. A repeated key replaces the earlier
+/// value, as in Python's `json` (the last one wins).
+fn read_field<'de, A, T>(map: &mut A, slot: &mut Option<T>) -> Result<(), A::Error>
 where
     A: MapAccess<'de>,
     T: Deserialize<'de>,
 {
-    if slot.is_some() {
-        return Err(de::Error::duplicate_field(name));
-    }
     *slot = Some(map.next_value()?);
     Ok(())
 }
 
-/// Reads the value of an unknown field verbatim; a repeated name keeps the last value.
 fn read_extra<'de, A: MapAccess<'de>>(
     map: &mut A,
     extra: &mut ExtraFields,
     name: String,
 ) -> Result<(), A::Error> {
     let value: OpaqueJson = map.next_value()?;
-    extra.insert(name, value);
+    extra.push_read(name, value);
     Ok(())
 }
 
@@ -461,16 +526,17 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut extra = ExtraFields::default();
         while let Some(key) = map.next_key::<TaskKey>()? {
             match key {
-                TaskKey::TaskId => read_once(&mut map, &mut task_id, "task_id")?,
-                TaskKey::SessionId => read_once(&mut map, &mut session_id, "session_id")?,
-                TaskKey::UserId => read_once(&mut map, &mut user_id, "user_id")?,
-                TaskKey::Items => read_once(&mut map, &mut items, "items")?,
-                TaskKey::CreatedAt => read_once(&mut map, &mut created_at, "created_at")?,
-                TaskKey::LastUpdated => read_once(&mut map, &mut last_updated, "last_updated")?,
-                TaskKey::Status => read_once(&mut map, &mut status, "status")?,
+                TaskKey::TaskId => read_field(&mut map, &mut task_id)?,
+                TaskKey::SessionId => read_field(&mut map, &mut session_id)?,
+                TaskKey::UserId => read_field(&mut map, &mut user_id)?,
+                TaskKey::Items => read_field(&mut map, &mut items)?,
+                TaskKey::CreatedAt => read_field(&mut map, &mut created_at)?,
+                TaskKey::LastUpdated => read_field(&mut map, &mut last_updated)?,
+                TaskKey::Status => read_field(&mut map, &mut status)?,
                 TaskKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(AgentTask {
             task_id: required(task_id, "task_id")?,
             session_id: required(session_id, "session_id")?,
@@ -510,18 +576,17 @@ impl<'de> Visitor<'de> for ItemVisitor {
         let mut extra = ExtraFields::default();
         while let Some(key) = map.next_key::<ItemKey>()? {
             match key {
-                ItemKey::TaskId => read_once(&mut map, &mut task_id, "task_id")?,
-                ItemKey::RequestId => read_once(&mut map, &mut request_id, "request_id")?,
-                ItemKey::Role => read_once(&mut map, &mut role, "role")?,
-                ItemKey::Item => read_once(&mut map, &mut item, "item")?,
-                ItemKey::Updated => read_once(&mut map, &mut updated, "updated")?,
-                ItemKey::PendingToolCalls => {
-                    read_once(&mut map, &mut pending_tool_calls, "pending_tool_calls")?
-                }
-                ItemKey::ChatHistory => read_once(&mut map, &mut chat_history, "chat_history")?,
+                ItemKey::TaskId => read_field(&mut map, &mut task_id)?,
+                ItemKey::RequestId => read_field(&mut map, &mut request_id)?,
+                ItemKey::Role => read_field(&mut map, &mut role)?,
+                ItemKey::Item => read_field(&mut map, &mut item)?,
+                ItemKey::Updated => read_field(&mut map, &mut updated)?,
+                ItemKey::PendingToolCalls => read_field(&mut map, &mut pending_tool_calls)?,
+                ItemKey::ChatHistory => read_field(&mut map, &mut chat_history)?,
                 ItemKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(AgentTaskItem {
             task_id: required(task_id, "task_id")?,
             request_id: required(request_id, "request_id")?,
@@ -559,11 +624,12 @@ impl<'de> Visitor<'de> for ContentVisitor {
         let mut extra = ExtraFields::default();
         while let Some(key) = map.next_key::<ContentKey>()? {
             match key {
-                ContentKey::ContentType => read_once(&mut map, &mut content_type, "content_type")?,
-                ContentKey::Content => read_once(&mut map, &mut content, "content")?,
+                ContentKey::ContentType => read_field(&mut map, &mut content_type)?,
+                ContentKey::Content => read_field(&mut map, &mut content)?,
                 ContentKey::Other(name) => read_extra(&mut map, &mut extra, name)?,
             }
         }
+        extra.settle_repeats();
         Ok(MultiModalItem {
             content_type: content_type.unwrap_or_default(),
             content: required::<String, _>(content, "content")?.into(),
@@ -663,12 +729,101 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_known_fields_are_rejected() {
-        let err = AgentTask::from_json(
-            r#"{"task_id":"a","task_id":"b","session_id":"s","user_id":"u","items":[],"created_at":"2025-01-01","last_updated":"2025-01-01"}"#,
-        )
-        .unwrap_err();
-        assert!(err.message().contains("duplicate field `task_id`"), "{err}");
+    fn repeated_keys_keep_the_last_value_as_python_does() {
+        let base = r#"{"task_id":"a","session_id":"s","user_id":"u","items":[],"created_at":"2025-01-01","last_updated":"2025-01-01""#;
+        // Read directly: every value fits.
+        let task = AgentTask::from_json(&format!(r#"{base},"task_id":"b"}}"#)).unwrap();
+        assert_eq!(task.task_id, "b");
+        // Read after rewriting: the first value does not fit, the last does.
+        let task =
+            AgentTask::from_json(&format!(r#"{base},"status":1,"status":"Paused"}}"#)).unwrap();
+        assert_eq!(task.status, TaskStatus::Paused);
+        // An unknown field keeps its first place and takes its last value.
+        let task = AgentTask::from_json(&format!(
+            r#"{base},"x":1,"y":2,"x":3,"status":{{}},"status":"Failed"}}"#
+        ))
+        .unwrap();
+        let extra: Vec<(&str, &str)> = task.extra.iter().map(|(k, v)| (k, v.as_str())).collect();
+        assert_eq!(extra, [("x", "3"), ("y", "2")]);
+        assert_eq!(task.status, TaskStatus::Failed);
+        // The last value decides, also when it is the one that does not fit.
+        let err = AgentTask::from_json(&format!(r#"{base},"status":"Paused","status":"Done"}}"#))
+            .unwrap_err();
+        assert_eq!(err.path(), "status");
+        assert!(!err.is_not_json());
+    }
+
+    #[test]
+    fn opaque_values_nest_as_deep_as_python_reads_them() {
+        // Far past serde_json's limit of 128 levels; Python's json reads about 1000.
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        let text = format!(
+            r#"{{"task_id":"t","session_id":"s","user_id":"u","items":[{{"task_id":"t","request_id":"r","role":"user","item":{{"content_type":"text","content":"c"}},"updated":"2025-01-01T00:00:00","pending_tool_calls":[{{"a":{deep}}}],"chat_history":{{"d":{deep}}},"x":{deep}}}],"created_at":"2025-01-01T00:00:00","last_updated":"2025-01-01T00:00:00","status":"Running"}}"#
+        );
+        let task = AgentTask::from_json(&text).unwrap();
+        let item = &task.items[0];
+        assert_eq!(
+            item.chat_history.as_ref().map(OpaqueJson::as_str),
+            Some(format!(r#"{{"d":{deep}}}"#).as_str())
+        );
+        assert_eq!(
+            item.extra.get("x").map(OpaqueJson::as_str),
+            Some(deep.as_str())
+        );
+        assert_eq!(task.to_json(), text);
+        // Deep nesting in a typed place is still refused, and says where.
+        let bad = text.replace(r#""user_id":"u""#, &format!(r#""user_id":{deep}"#));
+        let err = AgentTask::from_json(&bad).unwrap_err();
+        assert_eq!(err.path(), "user_id");
+        assert!(!err.is_not_json());
+    }
+
+    #[test]
+    fn nan_and_infinity_are_kept_verbatim_in_opaque_values_only() {
+        let doc = |tail: &str| {
+            format!(
+                r#"{{"task_id":"t","session_id":"s","user_id":"u","items":[{{"task_id":"t","request_id":"r","role":"user","item":{{"content":"c"}},"updated":"2025-01-01"{tail}}}],"created_at":"2025-01-01","last_updated":"2025-01-01"}}"#
+            )
+        };
+        let text = doc(
+            r#","pending_tool_calls":[{"a":NaN}],"chat_history":{"b":[Infinity,-Infinity,"NaN"]},"x":-Infinity"#,
+        );
+        let task = AgentTask::from_json(&text).unwrap();
+        let item = &task.items[0];
+        assert_eq!(
+            item.pending_tool_calls.as_ref().unwrap()[0].as_str(),
+            r#"{"a":NaN}"#
+        );
+        assert_eq!(
+            item.chat_history.as_ref().unwrap().as_str(),
+            r#"{"b":[Infinity,-Infinity,"NaN"]}"#
+        );
+        assert_eq!(
+            item.extra.get("x").map(OpaqueJson::as_str),
+            Some("-Infinity")
+        );
+        assert!(task.to_json().contains(
+            r#""pending_tool_calls":[{"a":NaN}],"chat_history":{"b":[Infinity,-Infinity,"NaN"]}"#
+        ));
+        assert_eq!(AgentTask::from_json(&task.to_json()).unwrap(), task);
+
+        // A marker-like string already in the input does not confuse the placeholders.
+        let text = doc(r#","chat_history":{"s":"\u0000ta0-0","n":NaN}"#);
+        let task = AgentTask::from_json(&text).unwrap();
+        assert_eq!(
+            task.items[0].chat_history.as_ref().unwrap().as_str(),
+            r#"{"s":"\u0000ta0-0","n":NaN}"#
+        );
+
+        for tail in [
+            r#","updated":NaN"#,
+            r#","role":Infinity"#,
+            r#","chat_history":NaN"#,
+        ] {
+            let err = AgentTask::from_json(&doc(tail)).unwrap_err();
+            assert!(!err.is_not_json(), "{tail}: {err}");
+            assert!(!err.message().contains("ta0-"), "{tail}: {err}");
+        }
     }
 
     #[test]
@@ -678,6 +833,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.path(), "items[0].role");
+        assert!(!err.is_not_json());
         assert_eq!(
             err.message(),
             "unknown variant `system`, expected `user` or `assistant`"
@@ -713,11 +869,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.path(), "(root)");
-        assert!(err.message().contains("trailing characters"), "{err}");
+        assert!(err.is_not_json());
+        assert_eq!(err.message(), "extra data after the document");
+        assert_eq!((err.line(), err.column()), (1, 113));
+        assert!(err
+            .to_string()
+            .starts_with("not a JSON document at (root): "));
 
         let err = AgentTask::from_json_slice(b"{\"task_id\":\"\xff\"}").unwrap_err();
-        assert_eq!(err.path(), "task_id");
-        assert!(err.message().contains("unicode"), "{err}");
+        assert!(err.is_not_json());
+        assert!(err.message().contains("UTF-8"), "{err}");
 
         let err = AgentTask::from_json(
             r#"{"task_id":"t","session_id":"s","user_id":"u","items":[{"task_id":"t","request_id":"r","role":"user","item":{"content":"c"},"updated":"2025-01-01","chat_history":[1]}],"created_at":"2025-01-01","last_updated":"2025-01-01"}"#,

@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
-use ta_persistence_api::{ETag, Operation, PersistenceError, Result, TaskDocument, Versioned};
+use ta_persistence_api::{
+    ETag, Operation, Outcome, PersistenceError, Result, TaskDocument, Versioned,
+};
 
 /// The first word of every task file, and the format's version.
 const MAGIC: &str = "ta-files 1";
@@ -256,11 +258,12 @@ impl TaskDir {
         if meta.is_dir() {
             Ok(())
         } else {
-            Err(PersistenceError::Unavailable {
+            Err(PersistenceError::unavailable(
                 op,
-                id: String::new(),
-                source: format!("{} is not a directory", self.path.display()).into(),
-            })
+                "",
+                format!("{} is not a directory", self.path.display()),
+                Outcome::NotApplied,
+            ))
         }
     }
 

@@ -1,7 +1,16 @@
 //! Reading what Redis returns: stored documents, ETags, script replies, and the choice
 //! among the tasks sharing a request id. Pure: no I/O here.
+//!
+//! A stored document is not decoded here: it is handed on as its text
+//! ([`TaskDocument::stored`]) for the reader to decode once, and a lookup reads only what
+//! it orders by ([`IndexFields`]). What Redis holds is judged by the Python original's
+//! rules (DESIGN decision 14): bytes that are not JSON at all, as Python's `json` reads
+//! JSON, are [`Unreadable`] and go to quarantine; JSON that does not fit the task model is
+//! left where it is, for the reader to report as `Corrupt`.
 
 use redis::Value;
+use ta_persistence_api::document::IndexFields;
+use ta_persistence_api::model::{check_json_syntax, WireError};
 use ta_persistence_api::{BoxError, ETag, Operation, PersistenceError, TaskDocument};
 
 use crate::scripts;
@@ -18,7 +27,7 @@ pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
     sha1_smol::Sha1::from(bytes).digest().to_string()
 }
 
-/// A stored document that is not a valid task.
+/// A stored document that is not JSON at all.
 #[derive(Debug)]
 pub(crate) struct Unreadable {
     /// The SHA-1 of the bytes read: quarantine moves the document only if it is still
@@ -28,19 +37,27 @@ pub(crate) struct Unreadable {
     pub(crate) why: BoxError,
 }
 
-/// Reads a stored document, checking that it is a valid task.
-pub(crate) fn decode_stored(bytes: Vec<u8>) -> Result<TaskDocument, Unreadable> {
+/// The text of stored bytes, if they are a JSON document as Python's `json` reads it.
+pub(crate) fn json_text(bytes: Vec<u8>) -> Result<String, Unreadable> {
     match String::from_utf8(bytes) {
         Err(e) => Err(Unreadable {
             sha: sha1_hex(e.as_bytes()),
             why: Box::new(e),
         }),
-        // The copy is kept for the (rare) failure; it costs far less than hashing.
-        Ok(json) => TaskDocument::from_json(json.clone()).map_err(|e| Unreadable {
-            sha: sha1_hex(json.as_bytes()),
-            why: Box::new(e),
-        }),
+        Ok(json) => match check_json_syntax(json.as_bytes()) {
+            Ok(()) => Ok(json),
+            Err(e) => Err(Unreadable {
+                sha: sha1_hex(json.as_bytes()),
+                why: Box::new(e),
+            }),
+        },
     }
+}
+
+/// A stored document of `task_id`, handed on undecoded; quarantine material if it is
+/// not JSON at all.
+pub(crate) fn read_stored(task_id: &str, bytes: Vec<u8>) -> Result<TaskDocument, Unreadable> {
+    json_text(bytes).map(|json| TaskDocument::stored(task_id.to_owned(), json))
 }
 
 /// The `(seconds, milliseconds)` TTL arguments of the write scripts; `"0"` for no expiry.
@@ -116,36 +133,62 @@ pub(crate) struct Selection {
     /// Members to remove from the set: the task id and the SHA-1 of its document when it
     /// no longer holds the request id, or `""` when the task is gone.
     pub(crate) stale: Vec<(String, String)>,
-    /// Members whose document is not a valid task.
+    /// Members whose document is not JSON at all.
     pub(crate) corrupt: Vec<(String, Unreadable)>,
+    /// Members whose document is JSON, but whose `created_at` or request ids cannot be
+    /// read: left in place and in the set, and not chosen.
+    pub(crate) misfits: Vec<(String, WireError)>,
 }
 
 /// Chooses among the members of `request_id`'s set, and sorts out the ones to prune.
+///
+/// Each candidate costs one pass over its text that reads `created_at` and the request
+/// ids and skips the rest, and one linear scan of those ids: no decoding, and nothing
+/// quadratic in a task's size.
 pub(crate) fn select(request_id: &str, members: Vec<Member>) -> Selection {
     let mut selection = Selection::default();
+    // (created_at, task id, text) of the best candidate so far.
+    let mut best: Option<(i64, String, String)> = None;
     for (task_id, doc) in members {
         let Some(bytes) = doc else {
             selection.stale.push((task_id, String::new()));
             continue;
         };
-        match decode_stored(bytes) {
-            Err(unreadable) => selection.corrupt.push((task_id, unreadable)),
-            Ok(doc) if !doc.request_ids().iter().any(|r| r == request_id) => {
-                selection
-                    .stale
-                    .push((task_id, sha1_hex(doc.json().as_bytes())));
+        let json = match String::from_utf8(bytes) {
+            Ok(json) => json,
+            Err(e) => {
+                let sha = sha1_hex(e.as_bytes());
+                let why = Box::new(e);
+                selection.corrupt.push((task_id, Unreadable { sha, why }));
+                continue;
             }
-            Ok(doc) => {
-                let better = selection.winner.as_ref().is_none_or(|best| {
-                    (doc.created_at_micros(), doc.task_id())
-                        < (best.created_at_micros(), best.task_id())
-                });
-                if better {
-                    selection.winner = Some(doc);
-                }
+        };
+        let (created, holds) = match IndexFields::read(&json) {
+            Ok(fields) => (fields.created_at_micros(), fields.holds(request_id)),
+            Err(e) if e.is_not_json() => {
+                let why = Box::new(e);
+                let sha = sha1_hex(json.as_bytes());
+                selection.corrupt.push((task_id, Unreadable { sha, why }));
+                continue;
             }
+            Err(e) => {
+                selection.misfits.push((task_id, e));
+                continue;
+            }
+        };
+        if !holds {
+            let sha = sha1_hex(json.as_bytes());
+            selection.stale.push((task_id, sha));
+            continue;
+        }
+        let better = best
+            .as_ref()
+            .is_none_or(|(at, id, _)| (created, task_id.as_str()) < (*at, id.as_str()));
+        if better {
+            best = Some((created, task_id, json));
         }
     }
+    selection.winner = best.map(|(_, task_id, json)| TaskDocument::stored(task_id, json));
     selection
 }
 
@@ -267,10 +310,83 @@ mod tests {
 
     #[test]
     fn non_utf8_documents_are_corrupt() {
-        let e = decode_stored(vec![0xff, 0xfe]).unwrap_err();
+        let e = read_stored("x", vec![0xff, 0xfe]).unwrap_err();
         assert_eq!(e.sha, sha1_hex(&[0xff, 0xfe]));
         let s = select("r", vec![("x".to_owned(), Some(vec![0xff]))]);
         assert!(s.winner.is_none());
         assert_eq!(s.corrupt.len(), 1);
+    }
+
+    /// A valid task document with `insert` spliced in just after its opening brace.
+    fn with_extra(id: &str, request_ids: &[&str], insert: &str) -> String {
+        let json = String::from_utf8(doc(id, "2025-01-01T00:00:00", request_ids)).unwrap();
+        format!("{{{insert},{}", &json[1..])
+    }
+
+    #[test]
+    fn only_bytes_that_are_not_json_are_unreadable() {
+        // JSON by Python's rules, whatever the task model makes of it: handed on as is.
+        let nan = with_extra(
+            "n",
+            &["r"],
+            r#""pending_tool_calls":[{"x":NaN,"y":-Infinity}]"#,
+        );
+        let odd = with_extra(
+            "o",
+            &["r"],
+            r#""future":{"deep":[1,{"a":[null,true]}],"b":{}}"#,
+        );
+        let misfit = r#"{"task_id":"m","items":"not a list"}"#;
+        for json in [nan.as_str(), odd.as_str(), misfit] {
+            let stored = read_stored("t", json.as_bytes().to_vec()).unwrap();
+            assert_eq!(stored.json(), json);
+            assert_eq!(stored.task_id(), "t");
+        }
+        for bytes in [&b"{\"task_id\": oops"[..], b"", b"[1, 2", b"{\"a\":nan}"] {
+            let e = read_stored("t", bytes.to_vec()).unwrap_err();
+            assert_eq!(e.sha, sha1_hex(bytes));
+        }
+    }
+
+    #[test]
+    fn a_lookup_leaves_json_that_does_not_fit_and_quarantines_only_non_json() {
+        let odd = with_extra("odd", &["r"], r#""future":{"deep":[1,{"a":[]}]}"#);
+        let misfit = String::from_utf8(doc("misfit", "2020-01-01T00:00:00", &["r"]))
+            .unwrap()
+            .replace(
+                r#""created_at":"2020-01-01T00:00:00""#,
+                r#""created_at":"yesterday""#,
+            );
+        let members = vec![
+            ("odd".to_owned(), Some(odd.clone().into_bytes())),
+            ("misfit".to_owned(), Some(misfit.into_bytes())),
+            ("junk".to_owned(), Some(b"{\"items\": [".to_vec())),
+        ];
+        let s = select("r", members);
+        // An unknown extra structure is skipped: the task is found, its text intact.
+        assert_eq!(
+            s.winner.as_ref().map(TaskDocument::json),
+            Some(odd.as_str())
+        );
+        // JSON whose created_at is not a datetime: left alone, the field named.
+        assert_eq!(s.misfits.len(), 1);
+        assert_eq!(s.misfits[0].0, "misfit");
+        assert!(
+            s.misfits[0].1.to_string().contains("created_at"),
+            "{}",
+            s.misfits[0].1
+        );
+        assert!(s.stale.is_empty());
+        assert_eq!(s.corrupt.len(), 1);
+        assert_eq!(s.corrupt[0].0, "junk");
+    }
+
+    #[test]
+    fn a_lookup_reads_request_ids_with_escapes_and_repeats() {
+        let json =
+            String::from_utf8(doc("e", "2025-01-01T00:00:00", &["a\"b", "x", "a\"b"])).unwrap();
+        assert!(json.contains(r#"a\"b"#));
+        let s = select("a\"b", vec![("e".to_owned(), Some(json.into_bytes()))]);
+        assert_eq!(s.winner.unwrap().task_id(), "e");
     }
 }

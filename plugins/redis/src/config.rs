@@ -13,9 +13,12 @@
 //! | `TA_REDIS_PREFIX` | `task_persistence` | key namespace, the Python original's by default |
 //! | `TA_REDIS_TIMEOUT_MS` | `5000` | limit on each operation, connecting included |
 //!
-//! An empty value counts as unset, as in the Python original (whose configuration writes
-//! empty strings for unset variables). Any other malformed value is an error that names
-//! the variable and its value (except the password's, which is never repeated).
+//! An empty value is an error naming the variable, as it is for the host's own
+//! variables: unset a variable to get its default. (The Python original's configuration
+//! read empty strings as unset; a variable set by mistake to nothing, say an empty
+//! password or prefix, is better refused at start-up than silently replaced by a
+//! default.) Any other malformed value is an error that names the variable and its value
+//! (except the password's, which is never repeated).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,6 +44,11 @@ pub const TTL: &str = "TA_REDIS_TTL";
 pub const PREFIX: &str = "TA_REDIS_PREFIX";
 /// `TA_REDIS_TIMEOUT_MS`.
 pub const TIMEOUT_MS: &str = "TA_REDIS_TIMEOUT_MS";
+
+/// Every variable the plugin reads.
+pub const ALL: [&str; 10] = [
+    HOST, PORT, DB, USERNAME, PASSWORD, SSL, CA_CERT, TTL, PREFIX, TIMEOUT_MS,
+];
 
 /// The key namespace of the Python original.
 pub const DEFAULT_PREFIX: &str = "task_persistence";
@@ -161,7 +169,16 @@ fn parse_number<T: std::str::FromStr>(
 impl RedisConfig {
     /// Reads the configuration through `lookup` (a variable's value, if set).
     pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a str>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        for name in ALL {
+            if lookup(name) == Some("") {
+                return Err(ConfigError {
+                    name,
+                    value: (name != PASSWORD).then(String::new),
+                    reason: "the value is empty; unset the variable to use its default".into(),
+                });
+            }
+        }
+        let get = |name: &str| lookup(name);
         let mut config = RedisConfig::default();
         if let Some(host) = get(HOST) {
             if host.trim().is_empty() || host.chars().any(char::is_whitespace) {
@@ -288,9 +305,15 @@ mod tests {
     }
 
     #[test]
-    fn empty_values_count_as_unset() {
-        let c = parse(&[(HOST, ""), (PORT, ""), (TTL, ""), (SSL, ""), (PASSWORD, "")]).unwrap();
-        assert_eq!(c, RedisConfig::default());
+    fn an_empty_value_is_an_error_naming_the_variable() {
+        for name in ALL {
+            let err = parse(&[(name, "")]).unwrap_err();
+            assert_eq!(err.name, name);
+            let text = err.to_string();
+            assert!(text.contains(name) && text.contains("empty"), "{text}");
+        }
+        // Unset, each takes its default.
+        assert_eq!(parse(&[]).unwrap(), RedisConfig::default());
     }
 
     #[test]

@@ -3,10 +3,17 @@
 //! The mapping reads the client's own predicates (`is_timeout`, `is_connection_refusal`,
 //! `is_connection_dropped`, `is_io_error`, `is_unrecoverable_error`, the retry method),
 //! never the message text, which changes between versions.
+//!
+//! A write that timed out, or whose connection broke, may have been applied (the script
+//! ran and only its answer was lost): its error says the outcome is unknown. Only a
+//! refused connection (nothing was sent) or an error the server answered (the scripts
+//! check everything before they write, so an error means nothing was written) is known
+//! to have changed nothing.
 
 use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, RetryMethod};
+use ta_persistence_api::error::Outcome;
 use ta_persistence_api::{Operation, PersistenceError};
 
 /// What kind of failure a Redis error is, from the caller's point of view.
@@ -49,33 +56,30 @@ pub(crate) fn from_redis(
     timeout: Duration,
     err: RedisError,
 ) -> PersistenceError {
-    let id = id.to_owned();
     match classify(&err) {
-        Class::Timeout => PersistenceError::Timeout {
-            op,
-            id,
-            after: timeout,
-        },
-        Class::Unavailable => PersistenceError::Unavailable {
-            op,
-            id,
-            source: Box::new(err),
-        },
-        Class::Backend => PersistenceError::Backend {
-            op,
-            id,
-            source: Box::new(err),
-        },
+        Class::Timeout => PersistenceError::timeout(op, id, timeout),
+        Class::Unavailable => {
+            let outcome = outcome_of(op, &err);
+            PersistenceError::unavailable(op, id, err, outcome)
+        }
+        Class::Backend => PersistenceError::backend(op, id, err),
     }
 }
 
-/// The persistence error for an operation that did not finish within `after`.
-pub(crate) fn timed_out(op: Operation, id: &str, after: Duration) -> PersistenceError {
-    PersistenceError::Timeout {
-        op,
-        id: id.to_owned(),
-        after,
+/// What is known of the effect of `op`, which failed with `err` (an unavailable server).
+fn outcome_of(op: Operation, err: &RedisError) -> Outcome {
+    // Not sent, or answered by the server with an error: nothing was written.
+    if err.is_connection_refusal() || matches!(err.kind(), ErrorKind::Server(_)) {
+        Outcome::NotApplied
+    } else {
+        Outcome::of_unanswered(op)
     }
+}
+
+/// The persistence error for an operation that did not finish within `after`; a write's
+/// outcome is unknown.
+pub(crate) fn timed_out(op: Operation, id: &str, after: Duration) -> PersistenceError {
+    PersistenceError::timeout(op, id, after)
 }
 
 #[cfg(test)]
@@ -114,6 +118,31 @@ mod tests {
             matches!(e, PersistenceError::Timeout { after, .. } if after == Duration::from_millis(50))
         );
         assert_eq!(e.id(), "t1");
+    }
+
+    #[test]
+    fn a_write_is_known_not_applied_only_when_it_was_never_sent() {
+        let t = Duration::from_secs(1);
+        let refused = from_redis(
+            Operation::Create,
+            "t",
+            t,
+            io_error(io::ErrorKind::ConnectionRefused),
+        );
+        assert!(refused.is_retryable() && !refused.is_outcome_unknown());
+        for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+            let dropped = from_redis(Operation::Delete, "t", t, io_error(kind));
+            assert!(
+                dropped.is_outcome_unknown() && !dropped.is_retryable(),
+                "{kind:?}"
+            );
+            let read = from_redis(Operation::Load, "t", t, io_error(kind));
+            assert!(read.is_retryable(), "{kind:?}");
+        }
+        let timed = from_redis(Operation::Update, "t", t, io_error(io::ErrorKind::TimedOut));
+        assert!(timed.is_outcome_unknown());
+        assert!(timed_out(Operation::Create, "t", t).is_outcome_unknown());
+        assert!(timed_out(Operation::Load, "t", t).is_retryable());
     }
 
     #[test]

@@ -18,16 +18,26 @@
 //! - **One atomic round trip per write.** `create`, `update`, `update_if_match` and
 //!   `delete` are each one Lua script (module `scripts`): the document and its index sets
 //!   change together or not at all, and of two racing creates of one id exactly one wins.
-//!   A lookup by request id is one script too: the set's members with their documents.
+//!   Each script checks every key it will touch before its first write, so a command
+//!   that would fail (a key of another type planted by hand) fails the whole write with
+//!   nothing changed. A lookup by request id is one script too: the set's members with
+//!   their documents.
 //! - **ETags any writer respects.** The ETag is the SHA-1 of the stored bytes, compared
 //!   inside the update script, so a document rewritten by a Python agent (which knows no
 //!   ETags) is seen as changed.
 //! - **TTLs that never orphan a task.** Each write gives the task the TTL
 //!   (`TA_REDIS_TTL`, 0 for none) and only ever extends its index sets' expiry, so a set
 //!   outlives every task it lists; a lookup prunes members whose task expired.
-//! - **Corrupt data is kept.** A document that is not a valid task is moved to
-//!   `{prefix}:quarantine:{task_id}` (without expiry) and reported as `Corrupt`; `delete`
-//!   removes a corrupt task all the same.
+//! - **Nothing another writer can read is moved.** Bytes that are not JSON at all (by
+//!   the rules of Python's `json`: `NaN` and repeated keys are JSON) are moved to
+//!   `{prefix}:quarantine:{task_id}` (without expiry) and reported as `Corrupt`. JSON that
+//!   does not fit the task model is left where it is and reported as `Corrupt` by the
+//!   reader, naming the field; `delete` removes it all the same.
+//! - **Decoded once.** Reads hand the host the stored text, which the host decodes once;
+//!   a lookup reads only `created_at` and the request ids of each candidate, skipping the
+//!   rest of its text.
+//! - **Honest failures.** A write that timed out or lost its connection may have been
+//!   applied: its error says its outcome is unknown (`is_outcome_unknown`).
 //! - **Its own runtime.** The plugin owns a two-worker tokio runtime; the connection (a
 //!   multiplexed [`redis::aio::ConnectionManager`] that reconnects by itself) lives there
 //!   and every operation runs there with the `TA_REDIS_TIMEOUT_MS` limit, so the host's

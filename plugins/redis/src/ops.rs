@@ -9,8 +9,10 @@
 //! | load_by_request_id | 1 | one `EVALSHA` (the set's members with their documents) |
 //! | health | 1 | `PING` |
 //!
-//! Only unusual data costs more: a corrupt document is moved to quarantine (one more
-//! script), and a lookup that met dangling or stale set members prunes them (one more).
+//! Only unusual data costs more: a document that is not JSON at all is moved to quarantine
+//! (one more script), and a lookup that met dangling or stale set members prunes them (one
+//! more). A document that is JSON but not a valid task is left where it is: the reader
+//! that decodes it reports it as `Corrupt`.
 //! The connection reconnects by itself; these functions only map its errors.
 
 use redis::aio::ConnectionManager;
@@ -18,7 +20,7 @@ use redis::{AsyncCommands as _, Value};
 use ta_persistence_api::{ETag, Operation, PersistenceError, Result, TaskDocument};
 use tracing::{debug, warn};
 
-use crate::codec::{self, decode_stored, etag_of, parse_members, select, ttl_args, write_status};
+use crate::codec::{self, etag_of, parse_members, read_stored, select, ttl_args, write_status};
 use crate::error::from_redis;
 use crate::keys::Keys;
 use crate::scripts::Scripts;
@@ -127,8 +129,8 @@ impl Ops {
         write_status(Operation::Delete, task_id, code, None)
     }
 
-    /// The stored task, with its ETag when asked for. A document that is not a valid
-    /// task is quarantined and reported as `Corrupt`.
+    /// The stored document, undecoded, with its ETag when asked for. Bytes that are not
+    /// JSON at all are quarantined and reported as `Corrupt`.
     pub(crate) async fn load(
         &self,
         task_id: &str,
@@ -148,7 +150,7 @@ impl Ops {
                 return Ok(None);
             };
             let etag = with_etag.then(|| etag_of(&bytes));
-            let unreadable = match decode_stored(bytes) {
+            let unreadable = match read_stored(task_id, bytes) {
                 Ok(doc) => return Ok(Some((doc, etag))),
                 Err(unreadable) => unreadable,
             };
@@ -184,8 +186,11 @@ impl Ops {
             .map_err(self.fail(op, task_id))
     }
 
-    /// The first-created task holding `request_id`; prunes set members whose task is
-    /// gone or no longer holds it, and quarantines corrupt ones.
+    /// The first-created task holding `request_id`, undecoded; prunes set members whose
+    /// task is gone or no longer holds it, and quarantines those that are not JSON at all.
+    /// Members that are JSON but whose `created_at` or request ids cannot be read are left
+    /// alone; if nothing else holds the request id, the lookup reports the first of them
+    /// as `Corrupt`.
     pub(crate) async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
         let op = Operation::LoadByRequestId;
         let index = self.keys.index(request_id);
@@ -208,6 +213,7 @@ impl Ops {
             winner,
             mut stale,
             corrupt,
+            misfits,
         } = select(request_id, members);
         for (task_id, unreadable) in corrupt {
             // A lookup still answers when the quarantine fails; the next one tries again.
@@ -237,7 +243,22 @@ impl Ops {
         if !stale.is_empty() {
             self.prune(&index, request_id, &stale).await;
         }
-        Ok(winner)
+        for (task_id, why) in &misfits {
+            warn!(
+                task_id,
+                request_id,
+                error = %why,
+                "a task document holding the request id does not fit the task model; left in place"
+            );
+        }
+        match (winner, misfits.into_iter().next()) {
+            (None, Some((task_id, why))) => Err(PersistenceError::Corrupt {
+                op,
+                task_id,
+                source: Box::new(why),
+            }),
+            (winner, _) => Ok(winner),
+        }
     }
 
     /// Removes dangling or stale members from a request-id set, unless their task was

@@ -129,6 +129,9 @@ fn client(config: &RedisConfig) -> Result<Client, BoxError> {
             let pem = std::fs::read(path).map_err(|e| {
                 format!("{CA_CERT}={:?}: cannot read the file: {e}", path.display())
             })?;
+            // The client takes a file without any certificate as an empty trust store,
+            // and the mistake shows only later, as an unknown issuer at every connection.
+            check_ca_pem(&pem).map_err(|why| format!("{CA_CERT}={:?}: {why}", path.display()))?;
             let certificates = TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem),
@@ -138,6 +141,25 @@ fn client(config: &RedisConfig) -> Result<Client, BoxError> {
         }
         None => Ok(Client::open(info)?),
     }
+}
+
+/// Checks that a CA file holds at least one PEM certificate and that each one parses as
+/// a trust anchor.
+fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate file: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate in the file is not valid: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the file holds no PEM certificate".to_owned());
+    }
+    Ok(())
 }
 
 /// Connects to the configured server on the plugin runtime and checks it with `PING`,
@@ -203,6 +225,41 @@ mod tests {
         let err = client(&config).unwrap_err().to_string();
         assert!(
             err.contains(CA_CERT) && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_a_valid_certificate_is_refused() {
+        assert!(check_ca_pem(b"")
+            .unwrap_err()
+            .contains("no PEM certificate"));
+        assert!(check_ca_pem(b"just some text\n")
+            .unwrap_err()
+            .contains("no PEM certificate"));
+        // A key is PEM, but not a certificate.
+        let key =
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        assert!(check_ca_pem(key)
+            .unwrap_err()
+            .contains("no PEM certificate"));
+        // A certificate section whose content is not a certificate.
+        let fake = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(check_ca_pem(fake).unwrap_err().contains("not valid"));
+
+        let dir = std::env::temp_dir().join(format!("ta-redis-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "this is not a certificate").unwrap();
+        let config = RedisConfig {
+            tls: true,
+            ca_cert: Some(garbage.clone()),
+            ..RedisConfig::default()
+        };
+        let err = client(&config).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains(CA_CERT) && err.contains("no PEM certificate"),
             "{err}"
         );
     }

@@ -5,6 +5,17 @@
 //! connection leaves either all of a write or none of it). The scripts are sent with
 //! `EVALSHA` and loaded on the first `NOSCRIPT` (after a server restart, for example).
 //!
+//! Redis does not roll back a script's earlier writes when a later command fails, so
+//! every write script is in two phases: first it reads and checks everything that could
+//! make a command fail (each key it will touch has the type it expects: a string or
+//! nothing at the task key, a set or nothing at each index key) and answers with an error
+//! before anything is written; then it writes. The one write Redis may still refuse, when
+//! it is out of memory, is the document's `SET`, so that comes first: Redis decides on
+//! that for the whole script, so if the `SET` went through, the rest does too. Of the
+//! writes that follow, index removals come before index additions, so even an unforeseen
+//! failure would leave only entries that lookups prune (DESIGN decision 17), never a
+//! task that a lookup cannot reach.
+//!
 //! Writes return a status code ([`OK`], [`MISSING`], [`CONFLICT`]) that the store maps to
 //! a typed error. The TTL rule for index sets lives in `index_add`: a set lives at least
 //! as long as every task it lists, so its expiry is only ever pushed back, and a set
@@ -32,6 +43,33 @@ pub(crate) const CONFLICT: i64 = 2;
 
 /// Functions shared by the scripts.
 const SHARED_FUNCTIONS: &str = r#"
+-- The error a write answers with, before it has written anything, when a key it would
+-- touch holds another type than it expects.
+local function wrong_type(key, found, expected)
+  return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', expected ' .. expected)
+end
+
+-- The error for the first of keys[from..] that is neither a set nor absent, or nil.
+local function check_sets(keys, from)
+  for i = from, #keys do
+    local found = redis.call('TYPE', keys[i])['ok']
+    if found ~= 'set' and found ~= 'none' then
+      return wrong_type(keys[i], found, 'a request-id set')
+    end
+  end
+  return nil
+end
+
+-- The document at a task key: the text, false when there is none, or the error to
+-- answer with when the key holds another type.
+local function read_document(key)
+  local doc = redis.pcall('GET', key)
+  if type(doc) == 'table' then
+    return nil, wrong_type(key, redis.call('TYPE', key)['ok'], 'a task document')
+  end
+  return doc, nil
+end
+
 -- Adds a task id to a request-id set and keeps the set alive at least as long as the
 -- task: a new set gets the TTL, an existing one's expiry is only ever pushed back, and
 -- with no TTL ('0') the set is made persistent like the task. The TTL travels as the
@@ -104,9 +142,12 @@ end
 
 /// KEYS: task key, then the index key of each request id.
 /// ARGV: task id, TTL in seconds, TTL in milliseconds, document.
-/// Returns OK, or MISSING when the id is taken (nothing changed).
+/// Returns OK, or MISSING when the id is taken, whatever the task key holds (nothing
+/// changed); an error, with nothing changed, when an index key is not a set.
 const CREATE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local bad = check_sets(KEYS, 2)
+if bad then return bad end
 set_document(KEYS[1], ARGV[4], ARGV[2])
 for i = 2, #KEYS do index_add(KEYS[i], ARGV[1], ARGV[3]) end
 return 1
@@ -116,37 +157,46 @@ return 1
 /// ARGV: task id, TTL in seconds, TTL in milliseconds, document, index key prefix,
 /// expected ETag ('' = any).
 /// Returns OK, MISSING when the id is not stored, CONFLICT when the stored document's
-/// SHA-1 is not the expected ETag (nothing changed in either case). The old document is
-/// replaced whatever it holds (a corrupt one too: update means replace); index entries
-/// of an old document that cannot be read are left for lookups to prune.
+/// SHA-1 is not the expected ETag (nothing changed in either case); an error, with
+/// nothing changed, when the task key is not a string or an index key (old or new) is
+/// not a set. The old document is replaced whatever it holds (a corrupt one too: update
+/// means replace); index entries of an old document that cannot be read are left for
+/// lookups to prune.
 const UPDATE: &str = r#"
-local old = redis.call('GET', KEYS[1])
+local old, err = read_document(KEYS[1])
+if err then return err end
 if not old then return 0 end
 if ARGV[6] ~= '' and redis.sha1hex(old) ~= ARGV[6] then return 2 end
 local keep = {}
 for i = 2, #KEYS do keep[KEYS[i]] = true end
+local dropped = {}
 for _, rid in ipairs(request_ids(old) or {}) do
   local key = ARGV[5] .. rid
-  if not keep[key] then redis.call('SREM', key, ARGV[1]) end
+  if not keep[key] then dropped[#dropped + 1] = key end
 end
+local bad = check_sets(KEYS, 2) or check_sets(dropped, 1)
+if bad then return bad end
 set_document(KEYS[1], ARGV[4], ARGV[2])
+for _, key in ipairs(dropped) do redis.call('SREM', key, ARGV[1]) end
 for i = 2, #KEYS do index_add(KEYS[i], ARGV[1], ARGV[3]) end
 return 1
 "#;
 
 /// KEYS: task key. ARGV: task id, index key prefix.
-/// Returns OK, or MISSING when the id is not stored. A document that does not decode
-/// (or a key of another type) is deleted all the same; its index entries, unknown, are
-/// pruned by later lookups.
+/// Returns OK, or MISSING when the id is not stored; an error, with nothing changed,
+/// when the task key is not a string or an index key its document names is not a set.
+/// A document that does not decode is deleted all the same; its index entries, unknown,
+/// are pruned by later lookups.
 const DELETE: &str = r#"
-local old = redis.pcall('GET', KEYS[1])
+local old, err = read_document(KEYS[1])
+if err then return err end
 if not old then return 0 end
-if type(old) == 'string' then
-  for _, rid in ipairs(request_ids(old) or {}) do
-    redis.call('SREM', ARGV[2] .. rid, ARGV[1])
-  end
-end
+local dropped = {}
+for _, rid in ipairs(request_ids(old) or {}) do dropped[#dropped + 1] = ARGV[2] .. rid end
+local bad = check_sets(dropped, 1)
+if bad then return bad end
 redis.call('DEL', KEYS[1])
+for _, key in ipairs(dropped) do redis.call('SREM', key, ARGV[1]) end
 return 1
 "#;
 
@@ -184,16 +234,20 @@ return removed
 /// index key prefix.
 /// Moves the document to the first free quarantine key (without expiry) and removes the
 /// task from the index sets its items name, if it decodes that far. Returns the key it
-/// was moved to, or nil when the task changed (or went) since it was read.
+/// was moved to, or nil when the task changed (or went) since it was read; an error, with
+/// nothing changed, when an index key it names is not a set.
 const QUARANTINE: &str = r#"
-local doc = redis.call('GET', KEYS[1])
+local doc, err = read_document(KEYS[1])
+if err then return err end
 if not doc or redis.sha1hex(doc) ~= ARGV[1] then return false end
-for _, rid in ipairs(request_ids(doc) or {}) do
-  redis.call('SREM', ARGV[3] .. rid, ARGV[2])
-end
+local dropped = {}
+for _, rid in ipairs(request_ids(doc) or {}) do dropped[#dropped + 1] = ARGV[3] .. rid end
+local bad = check_sets(dropped, 1)
+if bad then return bad end
 local target = quarantine_key(KEYS[2])
 redis.call('RENAME', KEYS[1], target)
 redis.call('PERSIST', target)
+for _, key in ipairs(dropped) do redis.call('SREM', key, ARGV[2]) end
 return target
 "#;
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ta_persistence::api::{
-    async_trait, AgentTask, ETag, Operation, PersistenceError, Result, TaskDocument,
+    async_trait, AgentTask, ETag, Operation, Outcome, PersistenceError, Result, TaskDocument,
     TaskPersistenceManager, Versioned,
 };
 use ta_persistence::loader::open_library;
@@ -234,11 +234,13 @@ impl std::fmt::Debug for Guarded {
 
 fn go_on(op: Operation, id: &str) -> Result<()> {
     if interrupted() {
-        Err(PersistenceError::Unavailable {
+        // Refused before it reached the store: nothing was applied.
+        Err(PersistenceError::unavailable(
             op,
-            id: id.to_owned(),
-            source: "interrupted: only removals go through now".into(),
-        })
+            id,
+            "interrupted: only removals go through now",
+            Outcome::NotApplied,
+        ))
     } else {
         Ok(())
     }
