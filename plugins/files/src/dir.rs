@@ -9,7 +9,7 @@
 //! Every write goes to a temporary file in the same directory, which is flushed to disk
 //! (`fsync`) and renamed over the task's file; then the directory itself is flushed, so
 //! the rename survives a power cut. A reader sees the old file or the new one, never a
-//! half-written one. Writes are serialised by one lock: this store is for one process.
+//! half-written one. Writes are serialised by one lock: a directory is for one store.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
@@ -37,7 +37,9 @@ pub(crate) struct TaskDir {
     path: PathBuf,
     /// Held by every write, so a check and the write it guards are one step.
     writer: Mutex<()>,
-    /// Makes temporary file names unique within the process.
+    /// Random, so that temporary file names never collide with another store's.
+    instance: u64,
+    /// Makes temporary file names unique within the store.
     temp_counter: AtomicU64,
 }
 
@@ -61,6 +63,7 @@ impl TaskDir {
         Ok(TaskDir {
             path: path.to_owned(),
             writer: Mutex::new(()),
+            instance: random(),
             temp_counter: AtomicU64::new(0),
         })
     }
@@ -114,7 +117,7 @@ impl TaskDir {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let temp = self
             .path
-            .join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+            .join(format!("{TEMP_PREFIX}{:016x}-{n}", self.instance));
         let written = (|| {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -288,8 +291,8 @@ fn io_error(op: Operation, id: &str, path: &Path, err: io::Error) -> Persistence
     PersistenceError::backend(op, id, format!("{}: {err}", path.display()))
 }
 
-/// The ETag of a newly created task: a random incarnation, version 1.
-fn new_etag() -> ETag {
+/// 64 random bits.
+fn random() -> u64 {
     // `RandomState` is seeded from the OS's random source: enough to tell lives apart.
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u128(
@@ -297,7 +300,12 @@ fn new_etag() -> ETag {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
-    ETag::new(format!("{:016x}-1", hasher.finish()))
+    hasher.finish()
+}
+
+/// The ETag of a newly created task: a random incarnation, version 1.
+fn new_etag() -> ETag {
+    ETag::new(format!("{:016x}-1", random()))
 }
 
 /// The ETag after one more write of the same incarnation.
