@@ -84,6 +84,33 @@ fn the_readme_plugin_is_the_compiled_example_crate_word_for_word() {
     );
 }
 
+#[test]
+fn the_plugin_readmes_show_their_compiled_examples_word_for_word() {
+    for (readme, example) in [
+        (
+            "plugins/memory/README.md",
+            "plugins/memory/tests/readme_example.rs",
+        ),
+        (
+            "plugins/files/README.md",
+            "plugins/files/tests/readme_example.rs",
+        ),
+        (
+            "plugins/redis/README.md",
+            "plugins/redis/examples/readme_example.rs",
+        ),
+    ] {
+        let text = source(readme);
+        let blocks = code_blocks(section(&text, "## Example"), "rust");
+        assert_eq!(blocks.len(), 1, "{readme}: one example");
+        assert_eq!(
+            blocks[0],
+            source(example),
+            "{readme} and {example} differ: change both"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_plugin_passes_the_suite_through_its_library() {
     let path = plugin("my-store");

@@ -27,8 +27,3 @@ ta_persistence_api::export_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     managers: [FileTaskPersistenceManager],
 }
-
-/// The README's example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeExample;

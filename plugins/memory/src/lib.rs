@@ -34,8 +34,3 @@ ta_persistence_api::export_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     managers: [MemoryTaskPersistenceManager],
 }
-
-/// The README's example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeExample;

@@ -69,8 +69,3 @@ ta_persistence_api::export_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     managers: [RedisTaskPersistenceManager],
 }
-
-/// The README's example, compiled as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeExample;
