@@ -15,11 +15,15 @@
 //!   (the typed trait is derived from it);
 //! - [`ffi`]: the stable-ABI interface, the export macro for plugin authors and the
 //!   host-side adapter (everything `extern "C"` lives there and nowhere else);
-//! - `conformance` (feature `conformance`): the suite every backend must pass.
+//! - `conformance` (feature `conformance`): the suite every backend must pass;
+//! - `runtime` (feature `runtime`): [`PluginRuntime`](crate::runtime::PluginRuntime),
+//!   the tokio runtime a plugin with I/O owns, and the bridge from the host's await to it.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The conformance suite: every point of the manager's contract as a runnable case.
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 pub mod document;
 pub mod document_store;
@@ -27,6 +31,9 @@ pub mod error;
 pub mod ffi;
 pub mod manager;
 pub mod model;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod runtime;
 
 pub use document::{validate_task_ids, TaskDocument};
 pub use document_store::DocumentStore;
@@ -38,3 +45,8 @@ pub use model::{
 
 /// Re-exported so implementors use the same `async_trait` the trait was declared with.
 pub use async_trait::async_trait;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;

@@ -6,3 +6,9 @@ pub mod cli;
 pub mod fixtures;
 pub mod logs;
 pub mod redis_server;
+
+/// The host's README example, compiled and run as a doctest here, where the host is a
+/// dependency as it is in an application.
+#[cfg(doctest)]
+#[doc = include_str!("../../host/README.md")]
+pub struct HostReadmeExample;

@@ -59,6 +59,8 @@ mod module;
 mod types;
 
 pub use export::{construct, FromConfig, PluginConfig};
+#[cfg(feature = "runtime")]
+pub(crate) use manager::panic_message;
 pub use manager::{Exported, FfiManager, FfiManagerBox, FfiManager_TO, FfiResult, ForeignManager};
 pub use module::{
     Constructor, ManagerEntry, PluginModule, PluginModule_Ref, INTERFACE_VERSION,

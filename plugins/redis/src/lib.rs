@@ -38,7 +38,8 @@
 //!   rest of its text.
 //! - **Honest failures.** A write that timed out or lost its connection may have been
 //!   applied: its error says its outcome is unknown (`is_outcome_unknown`).
-//! - **Its own runtime.** The plugin owns a two-worker tokio runtime; the connection (a
+//! - **Its own runtime.** The plugin owns a two-worker tokio runtime (the SDK's
+//!   `PluginRuntime`); the connection (a
 //!   multiplexed [`redis::aio::ConnectionManager`] that reconnects by itself) lives there
 //!   and every operation runs there with the `TA_REDIS_TIMEOUT_MS` limit, so the host's
 //!   executor never matters.

@@ -1,25 +1,23 @@
-//! The plugin's own tokio runtime, and connecting to Redis on it.
+//! The plugin's tokio runtime, and connecting to Redis on it.
 //!
 //! A plugin library has its own copy of tokio, which cannot see the host's runtime, so
-//! the plugin owns a small multi-threaded runtime. The connection (its driver task, its
-//! reconnections and its timers) lives there, every operation is spawned there, and the
-//! future the host awaits only waits for the spawned task: the host's executor never
-//! matters.
+//! the plugin owns a small multi-threaded runtime: the SDK's [`PluginRuntime`]. The
+//! connection (its driver task, its reconnections and its timers) lives there, every
+//! operation is spawned there, and the future the host awaits only waits for the spawned
+//! task: the host's executor never matters.
 //!
 //! Construction is synchronous and may run on a host's async worker (or, with the crate
 //! linked in a test, inside a tokio runtime, where `block_on` is forbidden). So it never
 //! calls `block_on`: the connect runs as a task on the plugin runtime's own workers and
-//! the constructor waits for its result on a plain channel, with the configured limit.
+//! the constructor waits for its result with [`PluginRuntime::wait_for`], within the
+//! configured limit.
 
-use std::future::Future;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates};
+use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::BoxError;
-use tokio::runtime::{Builder, Handle, Runtime};
-use tokio::task::JoinHandle;
 
 use crate::config::{RedisConfig, CA_CERT};
 
@@ -28,65 +26,9 @@ use crate::config::{RedisConfig, CA_CERT};
 /// only compete with the host and the server for the cores.
 const WORKERS: usize = 2;
 
-/// The plugin's tokio runtime. Dropping it never blocks: its workers are told to stop
-/// and left to finish on their own, which is also safe inside an async context.
-#[derive(Debug)]
-pub(crate) struct PluginRuntime {
-    runtime: Option<Runtime>,
-    handle: Handle,
-}
-
-impl PluginRuntime {
-    /// Starts the workers (threads named `ta-redis`).
-    pub(crate) fn new() -> std::io::Result<Self> {
-        let runtime = Builder::new_multi_thread()
-            .worker_threads(WORKERS)
-            .thread_name("ta-redis")
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
-        Ok(PluginRuntime {
-            runtime: Some(runtime),
-            handle,
-        })
-    }
-
-    /// Runs a future on the plugin runtime.
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.handle.spawn(future)
-    }
-
-    /// Runs a future on the plugin runtime and waits for its output on the calling
-    /// thread, for at most `limit`; `None` when it did not finish in time (it is then
-    /// cancelled).
-    pub(crate) fn wait_for<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-        limit: Duration,
-    ) -> Option<T> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let task = self.spawn(async move {
-            // The receiver is gone only when the caller stopped waiting.
-            let _ = tx.send(future.await);
-        });
-        let outcome = rx.recv_timeout(limit).ok();
-        if outcome.is_none() {
-            task.abort();
-        }
-        outcome
-    }
-}
-
-impl Drop for PluginRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// Starts the plugin's runtime (threads named `ta-redis`).
+pub(crate) fn start() -> std::io::Result<PluginRuntime> {
+    PluginRuntime::builder("ta-redis").workers(WORKERS).build()
 }
 
 /// How the connection reconnects: a few quick attempts, then the pending commands fail
@@ -199,19 +141,16 @@ pub(crate) fn connect(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_runtime_runs_tasks_and_waits_with_a_limit() {
-        let rt = PluginRuntime::new().unwrap();
-        assert_eq!(rt.wait_for(async { 7 }, Duration::from_secs(5)), Some(7));
-        let never = std::future::pending::<()>();
-        assert_eq!(rt.wait_for(never, Duration::from_millis(20)), None);
-    }
-
     #[tokio::test]
-    async fn the_runtime_can_be_built_used_and_dropped_inside_async_code() {
-        let rt = PluginRuntime::new().unwrap();
-        let answer = rt.spawn(async { 40 + 2 }).await.unwrap();
-        assert_eq!(answer, 42);
+    async fn the_runtime_has_named_threads_and_can_be_dropped_inside_async_code() {
+        let rt = start().unwrap();
+        let name = rt
+            .run(ta_persistence_api::Operation::Health, "", async {
+                Ok(std::thread::current().name().map(str::to_owned))
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("ta-redis"));
         drop(rt);
     }
 
@@ -279,7 +218,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             ..RedisConfig::default()
         };
-        let rt = PluginRuntime::new().unwrap();
+        let rt = start().unwrap();
         let err = connect(&config, &rt).unwrap_err().to_string();
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
         assert!(!err.contains("pw-never-shown"), "{err}");

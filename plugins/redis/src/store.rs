@@ -7,18 +7,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::{
-    async_trait, BoxError, DocumentStore, ETag, Operation, PersistenceError, Result, TaskDocument,
-    Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, Result, TaskDocument, Versioned,
 };
-use tokio::task::JoinError;
 use tracing::{debug, info};
 
 use crate::codec::etag_of;
 use crate::config::RedisConfig;
-use crate::error::timed_out;
 use crate::ops::Ops;
-use crate::runtime::{connect, PluginRuntime};
+use crate::runtime::{connect, start};
 
 /// A task store in Redis, exported as class `RedisTaskPersistenceManager`.
 ///
@@ -52,7 +50,7 @@ impl RedisTaskPersistenceManager {
     /// Connects to the configured server and checks it answers `PING`; an error (naming
     /// the server, never the password) when it cannot within the configured time.
     pub fn connect(config: RedisConfig) -> std::result::Result<Self, BoxError> {
-        let runtime = PluginRuntime::new()?;
+        let runtime = start()?;
         let conn = connect(&config, &runtime)?;
         info!(
             host = %config.host,
@@ -90,37 +88,13 @@ impl RedisTaskPersistenceManager {
     {
         debug!(op = op.as_str(), id, "redis operation");
         let future = call(Arc::clone(&self.ops));
-        let limit = self.config.timeout;
-        let task = self.runtime.spawn(async move {
-            if limited {
-                tokio::time::timeout(limit, future).await.ok()
-            } else {
-                Some(future.await)
-            }
-        });
-        match task.await {
-            Ok(Some(result)) => result,
-            Ok(None) => Err(timed_out(op, id, limit)),
-            Err(join) => Err(joined(op, id, join)),
+        if limited {
+            let limit = self.config.timeout;
+            self.runtime.run_within(op, id, limit, future).await
+        } else {
+            self.runtime.run(op, id, future).await
         }
     }
-}
-
-/// The error for an operation whose task did not finish: it panicked, or the runtime is
-/// shutting down.
-fn joined(op: Operation, id: &str, err: JoinError) -> PersistenceError {
-    let why = if err.is_panic() {
-        let payload = err.into_panic();
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
-        format!("the operation panicked: {text}")
-    } else {
-        "the operation was cancelled: the store is shutting down".to_owned()
-    };
-    PersistenceError::plugin(op, id, why)
 }
 
 #[async_trait]
@@ -209,23 +183,6 @@ impl DocumentStore for RedisTaskPersistenceManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_panicking_operation_becomes_a_plugin_error() {
-        let runtime = PluginRuntime::new().unwrap();
-        let join = runtime
-            .spawn(async { panic!("boom in an operation") })
-            .await
-            .unwrap_err();
-        let err = joined(Operation::Load, "t1", join);
-        assert_eq!(err.kind(), ta_persistence_api::ErrorKind::Plugin);
-        assert_eq!(err.id(), "t1");
-        assert!(
-            err.report().contains("boom in an operation"),
-            "{}",
-            err.report()
-        );
-    }
 
     #[test]
     fn a_store_that_cannot_connect_is_a_constructor_error() {
