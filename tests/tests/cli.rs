@@ -156,3 +156,55 @@ fn task_commands_round_trip_through_redis_with_distinct_exit_codes() {
         .collect();
     assert_eq!(code(&run(&["get", "task-1"], &lenient, b"")), 6);
 }
+
+#[test]
+fn bench_compares_with_a_saved_result_phase_by_phase() {
+    let dir = std::env::temp_dir().join(format!("ta-bench-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("before.json");
+    let quick = [
+        "--tasks",
+        "200",
+        "--concurrency",
+        "1",
+        "--no-warmup",
+        "--no-memory",
+    ];
+
+    let out = run(&[&["bench", "--json"][..], &quick].concat(), &[], b"");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::write(&saved, &out.stdout).unwrap();
+
+    let file = saved.to_str().unwrap();
+    let out = run(
+        &[&["bench", "--compare", file][..], &quick].concat(),
+        &[],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("compared with {file}")), "{text}");
+    for phase in ["create", "load", "find", "turn", "delete"] {
+        let row = text
+            .lines()
+            .skip_while(|l| !l.starts_with("compared with"))
+            .find(|l| l.split_whitespace().nth(1) == Some(phase))
+            .unwrap_or_else(|| panic!("no {phase} row in {text}"));
+        let ratio: f64 = row.split_whitespace().last().unwrap().parse().unwrap();
+        assert!(ratio > 0.0, "{row}");
+    }
+
+    std::fs::write(&saved, "{\"not\": \"a result\"}").unwrap();
+    let out = run(
+        &[&["bench", "--compare", file][..], &quick].concat(),
+        &[],
+        b"",
+    );
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a `bench --json` result"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,5 +1,6 @@
 //! `ta-persist bench`: the standard workload, with a table or JSON out.
 
+mod compare;
 pub(crate) mod heap;
 mod workload;
 
@@ -59,6 +60,10 @@ pub(crate) struct BenchArgs {
     /// to measure what metrics cost.
     #[arg(long)]
     metrics: bool,
+    /// Compare with an earlier `bench --json` result: print each phase's ops/s beside the
+    /// saved figure and their ratio (in the JSON, a `compare` field).
+    #[arg(long, value_name = "FILE")]
+    compare: Option<std::path::PathBuf>,
 }
 
 /// A Prometheus recorder installed for the process, kept as the exporter's HTTP listener
@@ -154,6 +159,19 @@ async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f
 }
 
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
+    // Read first: a wrong file is reported before any work.
+    let baseline = match args
+        .compare
+        .as_deref()
+        .map(compare::Baseline::read)
+        .transpose()
+    {
+        Ok(b) => b,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(ops::EXIT_INVALID);
+        }
+    };
     // Before the factory: the load's own metrics are recorded too.
     let recording = if args.metrics {
         match Recording::install() {
@@ -195,7 +213,15 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     };
     let raw = factory.get_persistence_manager();
     let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
-    let code = run_with(&args, &factory, store, raw.as_ref(), recording.as_ref()).await;
+    let code = run_with(
+        &args,
+        &factory,
+        store,
+        raw.as_ref(),
+        recording.as_ref(),
+        baseline.as_ref(),
+    )
+    .await;
     let cleaned = scratch::clean_up(&placement, raw.as_ref(), false).await;
     if scratch::interrupted() {
         ExitCode::from(scratch::EXIT_INTERRUPTED)
@@ -214,6 +240,7 @@ async fn run_with(
     store: Arc<dyn TaskPersistenceManager>,
     raw: &dyn TaskPersistenceManager,
     recording: Option<&Recording>,
+    baseline: Option<&compare::Baseline>,
 ) -> ExitCode {
     let active = factory.active_backend().clone();
     let backend = match &active {
@@ -318,6 +345,7 @@ async fn run_with(
             })).collect::<Vec<_>>(),
             "boundary_ns_per_call": boundary.map(|(p, b)| json!({"plugin": p, "builtin": b})),
             "metrics": recording.map(|r| json!({"operations_recorded": r.operations()})),
+            "compare": baseline.map(|b| b.to_json(&b.compare(runs.iter().map(|(main, _)| main)))),
         });
         println!("{out:#}");
     } else {
@@ -329,6 +357,9 @@ async fn run_with(
             &runs,
             boundary,
         );
+        if let Some(b) = baseline {
+            b.print(&backend, &b.compare(runs.iter().map(|(main, _)| main)));
+        }
         if let Some(r) = recording {
             println!();
             println!(
