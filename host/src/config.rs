@@ -752,8 +752,8 @@ mod tests {
 
     #[test]
     fn a_bare_name_is_looked_up_in_the_plugin_dir_and_a_path_is_not() {
-        let dir = std::env::temp_dir().join(format!("ta-config-dir-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let with = |module: &str| {
             Config::from_vars([
                 (MODULE_VAR, module),

@@ -1,6 +1,7 @@
 //! The failure matrix: every way a configured plugin can fail to load, each a real file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::cdylib::{build_cdylib_in, plugin, workspace_root};
 
@@ -20,12 +21,34 @@ pub struct FailureCase {
     pub reason: &'static str,
 }
 
-/// A scratch directory for files the matrix writes.
+/// A scratch directory for the files tests write (copies of plugins, among them), one per
+/// test process, under the build directory rather than the system's temporary directory:
+/// the copies are large, and each run would otherwise leave tens of megabytes behind.
+/// The first use in a process removes the directories of earlier processes that are no
+/// longer running.
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ta-persistence-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = workspace_root().join("target/test-scratch");
+        let own = std::process::id().to_string();
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                // Only where it can be told whether that process still runs.
+                let running =
+                    !cfg!(target_os = "linux") || Path::new("/proc").join(name.as_ref()).exists();
+                if name != own && !running {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = root.join(own);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        dir
+    })
+    .clone()
 }
 
 /// Writes a scratch file whole or not at all: tests run in parallel threads and may ask

@@ -247,8 +247,8 @@ mod tests {
 
     #[test]
     fn the_hash_is_of_the_whole_file_read_through_the_descriptor() {
-        let dir = std::env::temp_dir().join(format!("ta-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let path = dir.join("empty.so");
         std::fs::write(&path, b"").unwrap();
         let opened = open(&path, true).unwrap();
@@ -277,8 +277,8 @@ mod tests {
     #[test]
     fn a_file_writable_by_others_is_an_exposure_and_a_private_one_is_not() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("ta-file-perm-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let path = dir.join("p.so");
         std::fs::write(&path, b"x").unwrap();

@@ -226,17 +226,21 @@ mod tests {
         super::check(&File::open(path).unwrap())
     }
 
-    fn scratch(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("ta-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
+    /// A file holding `bytes`, removed when dropped.
+    fn scratch(name: &str, bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .prefix(name)
+            .suffix(".so")
+            .tempfile()
+            .unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        file
     }
 
     #[test]
     fn text_is_not_an_object_file() {
-        let path = scratch("text.so", b"hello, this is not a library\n");
+        let file = scratch("text", b"hello, this is not a library\n");
+        let path = file.path();
         let refusal = check(&path).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::NotASharedLibrary(r) if r.contains("not an object file")),
@@ -261,7 +265,8 @@ mod tests {
 
     #[test]
     fn headers_that_point_past_the_end_are_damaged() {
-        let path = scratch("cut-headers.so", &elf_header(4096, 8));
+        let file = scratch("cut-headers", &elf_header(4096, 8));
+        let path = file.path();
         let refusal = check(&path).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::Damaged(r) if r.contains("headers cannot be read")),
@@ -280,10 +285,10 @@ mod tests {
             bytes.extend_from_slice(&ph);
             bytes
         };
-        let whole = scratch("whole.so", &segment(120));
-        assert!(check(&whole).is_ok(), "{:?}", check(&whole));
-        let cut = scratch("cut.so", &segment(121));
-        let refusal = check(&cut).unwrap_err();
+        let whole = scratch("whole", &segment(120));
+        assert!(check(whole.path()).is_ok(), "{:?}", check(whole.path()));
+        let cut = scratch("cut", &segment(121));
+        let refusal = check(cut.path()).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::Damaged(r)
                 if r == "loadable segment 0 needs bytes up to 121 but the file has 120"),
@@ -296,14 +301,14 @@ mod tests {
     fn an_executable_or_another_architecture_is_not_a_shared_library() {
         let mut exec = elf_header(0, 0);
         exec[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-        let refusal = check(&scratch("exec.so", &exec)).unwrap_err();
+        let refusal = check(scratch("exec", &exec).path()).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::NotASharedLibrary(r) if r.contains("an executable")),
             "{refusal:?}"
         );
         let mut arm = elf_header(0, 0);
         arm[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
-        let refusal = check(&scratch("arm.so", &arm)).unwrap_err();
+        let refusal = check(scratch("arm", &arm).path()).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::NotASharedLibrary(r) if r.contains("Aarch64")),
             "{refusal:?}"
