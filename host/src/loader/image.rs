@@ -241,7 +241,7 @@ mod tests {
     fn text_is_not_an_object_file() {
         let file = scratch("text", b"hello, this is not a library\n");
         let path = file.path();
-        let refusal = check(&path).unwrap_err();
+        let refusal = check(path).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::NotASharedLibrary(r) if r.contains("not an object file")),
             "{refusal:?}"
@@ -267,7 +267,7 @@ mod tests {
     fn headers_that_point_past_the_end_are_damaged() {
         let file = scratch("cut-headers", &elf_header(4096, 8));
         let path = file.path();
-        let refusal = check(&path).unwrap_err();
+        let refusal = check(path).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::Damaged(r) if r.contains("headers cannot be read")),
             "{refusal:?}"
