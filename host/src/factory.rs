@@ -212,11 +212,7 @@ impl PersistenceFactory {
 
     fn built_in(config: &Config) -> Self {
         info!("persistence backend: built-in in-memory store");
-        Self::with_manager(
-            Arc::new(InMemoryPersistenceManager::new()),
-            ActiveBackend::BuiltIn,
-        )
-        .warned(config)
+        Self::with_built_in(ActiveBackend::BuiltIn).warned(config)
     }
 
     /// Applies the failure policy to the outcome of a load.
@@ -268,10 +264,7 @@ impl PersistenceFactory {
                     class: config.class.clone(),
                     reason,
                 };
-                Ok(
-                    Self::with_manager(Arc::new(InMemoryPersistenceManager::new()), active)
-                        .warned(config),
-                )
+                Ok(Self::with_built_in(active).warned(config))
             }
         }
     }
@@ -297,6 +290,18 @@ impl PersistenceFactory {
         let manager = Arc::new(InstrumentedManager::new(manager, backend));
         PersistenceFactory {
             manager,
+            active,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A factory serving a new built-in store, called directly by its decorator.
+    fn with_built_in(active: ActiveBackend) -> Self {
+        instrument::describe();
+        instrument::record_fallback(active.is_fallback());
+        let store = InMemoryPersistenceManager::new();
+        PersistenceFactory {
+            manager: Arc::new(InstrumentedManager::built_in(store, BUILT_IN_BACKEND)),
             active,
             warnings: Vec::new(),
         }

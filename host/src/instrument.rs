@@ -50,6 +50,8 @@ use ta_persistence_api::{
 use tracing::field::Empty;
 use tracing::Instrument as _;
 
+use crate::memory::InMemoryPersistenceManager;
+
 /// The duration of each operation, in seconds (a histogram).
 pub const OPERATION_DURATION: &str = "ta_persistence_operation_duration_seconds";
 /// 1 while the host serves the built-in store because the configured plugin failed, 0
@@ -161,6 +163,10 @@ impl Keys {
 /// in one.
 pub struct InstrumentedManager {
     inner: Arc<dyn TaskPersistenceManager>,
+    /// The same store as `inner` when it is the built-in one: its operations complete
+    /// synchronously, so the busiest calls run directly, without the boxed future and
+    /// the extra poll of a call through `inner`.
+    built_in: Option<InMemoryPersistenceManager>,
     backend: Arc<str>,
     keys: Keys,
 }
@@ -186,9 +192,18 @@ impl InstrumentedManager {
     pub fn new(inner: Arc<dyn TaskPersistenceManager>, backend: &str) -> Self {
         InstrumentedManager {
             inner,
+            built_in: None,
             backend: Arc::from(backend),
             keys: Keys::new(backend),
         }
+    }
+
+    /// Wraps the built-in store, calling it directly (same spans and metrics as
+    /// [`InstrumentedManager::new`]).
+    pub fn built_in(store: InMemoryPersistenceManager, backend: &str) -> Self {
+        let mut manager = Self::new(Arc::new(store.clone()), backend);
+        manager.built_in = Some(store);
+        manager
     }
 
     /// The `backend` label.
@@ -228,13 +243,32 @@ impl InstrumentedManager {
     ) -> Result<T> {
         let started = Instant::now();
         let result = call.instrument(span.clone()).await;
+        self.record(op, &span, started, &result);
+        result
+    }
+
+    /// Runs one synchronous call of the built-in store in its span, as [`Self::observe`]
+    /// does an asynchronous one.
+    fn observe_now<T>(
+        &self,
+        op: Operation,
+        span: tracing::Span,
+        call: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let result = span.in_scope(call);
+        self.record(op, &span, started, &result);
+        result
+    }
+
+    /// Records a completed call's outcome in its span and its duration.
+    fn record<T>(&self, op: Operation, span: &tracing::Span, started: Instant, result: &Result<T>) {
         let seconds = started.elapsed().as_secs_f64();
-        let outcome = outcome_index(&result);
+        let outcome = outcome_index(result);
         span.record("outcome", OUTCOMES[outcome]);
         let key = self.keys.get(op, outcome);
         metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
             .record(seconds);
-        result
     }
 }
 
@@ -242,24 +276,36 @@ impl InstrumentedManager {
 impl TaskPersistenceManager for InstrumentedManager {
     async fn create(&self, task: AgentTask) -> Result<()> {
         let span = self.span(Operation::Create, Subject::Task(&task.task_id));
+        if let Some(store) = &self.built_in {
+            return self.observe_now(Operation::Create, span, || store.create_now(task));
+        }
         self.observe(Operation::Create, span, self.inner.create(task))
             .await
     }
 
     async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
         let span = self.span(Operation::Load, Subject::Task(task_id));
+        if let Some(store) = &self.built_in {
+            return self.observe_now(Operation::Load, span, || store.load_now(task_id));
+        }
         self.observe(Operation::Load, span, self.inner.load(task_id))
             .await
     }
 
     async fn update(&self, task: AgentTask) -> Result<()> {
         let span = self.span(Operation::Update, Subject::Task(&task.task_id));
+        if let Some(store) = &self.built_in {
+            return self.observe_now(Operation::Update, span, || store.update_now(task));
+        }
         self.observe(Operation::Update, span, self.inner.update(task))
             .await
     }
 
     async fn delete(&self, task_id: &str) -> Result<()> {
         let span = self.span(Operation::Delete, Subject::Task(task_id));
+        if let Some(store) = &self.built_in {
+            return self.observe_now(Operation::Delete, span, || store.delete_now(task_id));
+        }
         self.observe(Operation::Delete, span, self.inner.delete(task_id))
             .await
     }
@@ -267,6 +313,9 @@ impl TaskPersistenceManager for InstrumentedManager {
     async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
         let op = Operation::LoadByRequestId;
         let span = self.span(op, Subject::Request(request_id));
+        if let Some(store) = &self.built_in {
+            return self.observe_now(op, span, || store.load_by_request_id_now(request_id));
+        }
         self.observe(op, span, self.inner.load_by_request_id(request_id))
             .await
     }
@@ -506,8 +555,7 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         recorded(&recorder, || async {
-            let store =
-                InstrumentedManager::new(Arc::new(InMemoryPersistenceManager::new()), "memory");
+            let store = InstrumentedManager::built_in(InMemoryPersistenceManager::new(), "memory");
             store.create(task("t1", "hi")).await.unwrap();
             let dup = store.create(task("t1", "hi")).await.unwrap_err();
             assert!(dup.is_already_exists());
@@ -629,6 +677,16 @@ mod tests {
 
     #[test]
     fn each_operation_has_a_span_with_quoted_ids_and_no_content() {
+        // Both ways of calling the store: through the trait, and directly.
+        spans_have_quoted_ids_and_no_content(|| {
+            InstrumentedManager::new(Arc::new(InMemoryPersistenceManager::new()), "memory")
+        });
+        spans_have_quoted_ids_and_no_content(|| {
+            InstrumentedManager::built_in(InMemoryPersistenceManager::new(), "memory")
+        });
+    }
+
+    fn spans_have_quoted_ids_and_no_content(make: impl Fn() -> InstrumentedManager) {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -641,10 +699,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(async {
-                    let store = InstrumentedManager::new(
-                        Arc::new(InMemoryPersistenceManager::new()),
-                        "memory",
-                    );
+                    let store = make();
                     store
                         .create(task("a\nb", "a secret payload"))
                         .await

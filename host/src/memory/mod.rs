@@ -297,9 +297,11 @@ fn reindex(
     }
 }
 
-#[async_trait]
-impl TaskPersistenceManager for InMemoryPersistenceManager {
-    async fn create(&self, task: AgentTask) -> Result<()> {
+impl InMemoryPersistenceManager {
+    /// [`TaskPersistenceManager::create`], done at once: every operation of this store
+    /// completes synchronously, so a caller that knows it holds the built-in store can
+    /// skip the boxed future of the trait call.
+    pub(crate) fn create_now(&self, task: AgentTask) -> Result<()> {
         validate_task_ids(Operation::Create, &task)?;
         let packed = Packed::pack(&task);
         // Outside the lock: the only part that grows with the number of items.
@@ -325,7 +327,8 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         Ok(())
     }
 
-    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+    /// [`TaskPersistenceManager::load`], done at once.
+    pub(crate) fn load_now(&self, task_id: &str) -> Result<Option<AgentTask>> {
         validate_id(Operation::Load, "task id", task_id)?;
         let state = self.read();
         state
@@ -335,11 +338,13 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
             .transpose()
     }
 
-    async fn update(&self, task: AgentTask) -> Result<()> {
+    /// [`TaskPersistenceManager::update`], done at once.
+    pub(crate) fn update_now(&self, task: AgentTask) -> Result<()> {
         self.replace(task, None).map(drop)
     }
 
-    async fn delete(&self, task_id: &str) -> Result<()> {
+    /// [`TaskPersistenceManager::delete`], done at once.
+    pub(crate) fn delete_now(&self, task_id: &str) -> Result<()> {
         validate_id(Operation::Delete, "task id", task_id)?;
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
@@ -363,7 +368,8 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         Ok(())
     }
 
-    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+    /// [`TaskPersistenceManager::load_by_request_id`], done at once.
+    pub(crate) fn load_by_request_id_now(&self, request_id: &str) -> Result<Option<AgentTask>> {
         validate_id(Operation::LoadByRequestId, "request id", request_id)?;
         let state = self.read();
         state
@@ -372,6 +378,29 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
             .and_then(|members| state.tasks.get_key_value(&*members.first().task_id))
             .map(|(id, s)| s.task(Operation::LoadByRequestId, id))
             .transpose()
+    }
+}
+
+#[async_trait]
+impl TaskPersistenceManager for InMemoryPersistenceManager {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        self.create_now(task)
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        self.load_now(task_id)
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        self.update_now(task)
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        self.delete_now(task_id)
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        self.load_by_request_id_now(request_id)
     }
 
     async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {

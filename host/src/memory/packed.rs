@@ -83,6 +83,29 @@ impl Writer {
     }
 }
 
+/// The exact lengths of a task's `bytes` and `shared` in packed form (see the layout in
+/// the module doc; [`Packed::pack`] checks them in debug builds).
+fn sizes(task: &AgentTask) -> (usize, usize) {
+    const LEN: usize = 4;
+    let extra = |extra: &ExtraFields| {
+        let names: usize = extra.into_iter().map(|(name, _)| LEN + name.len()).sum();
+        (LEN + names, extra.len())
+    };
+    let (task_extra, mut shared) = extra(&task.extra);
+    let mut bytes = 3 * LEN + task.task_id.len() + task.session_id.len() + task.user_id.len();
+    bytes += 1 + task_extra + LEN;
+    for item in &task.items {
+        let (content_extra, content_shared) = extra(&item.item.extra);
+        let (item_extra, item_shared) = extra(&item.extra);
+        bytes += 2 * LEN + item.task_id.len() + item.request_id.len() + 2;
+        bytes += content_extra + LEN + 1 + item_extra;
+        shared += 1 + content_shared + item_shared;
+        shared += item.pending_tool_calls.as_ref().map_or(0, Vec::len);
+        shared += usize::from(item.chat_history.is_some());
+    }
+    (bytes, shared)
+}
+
 /// The buffer could not be read back: only possible if this module has a bug.
 #[derive(Debug)]
 pub(super) struct Malformed;
@@ -154,17 +177,13 @@ fn status_of(code: u8) -> Result<TaskStatus, Malformed> {
 impl Packed {
     /// Packs a task (sharing its contents and opaque values with it).
     pub(super) fn pack(task: &AgentTask) -> Packed {
-        let content: usize = task
-            .items
-            .iter()
-            .map(|i| i.task_id.len() + i.request_id.len() + 48)
-            .sum();
+        // Allocated at their exact sizes, so that making them boxed slices at the end
+        // does not reallocate (and copy) them.
+        let (bytes, shared) = sizes(task);
         let mut w = Writer {
-            bytes: Vec::with_capacity(
-                96 + task.task_id.len() + task.session_id.len() + task.user_id.len() + content,
-            ),
+            bytes: Vec::with_capacity(bytes),
             times: Vec::with_capacity(2 + task.items.len()),
-            shared: Vec::with_capacity(task.items.len() * 2),
+            shared: Vec::with_capacity(shared),
         };
         w.str(&task.task_id);
         w.str(&task.session_id);
@@ -200,6 +219,7 @@ impl Packed {
             }
             w.extra(&item.extra);
         }
+        debug_assert_eq!((w.bytes.len(), w.shared.len()), (bytes, shared));
         Packed {
             bytes: w.bytes.into_boxed_slice(),
             times: w.times.into_boxed_slice(),
