@@ -315,31 +315,11 @@ fn timer() -> Option<&'static tokio::runtime::Handle> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
+    use futures::executor::block_on;
 
     use super::*;
     use crate::memory::InMemoryPersistenceManager;
     use ta_persistence_api::Timestamp;
-
-    /// Polls a future to completion on this thread, with no runtime at all.
-    fn block_on<F: Future>(fut: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-                return out;
-            }
-            std::thread::park();
-        }
-    }
 
     #[test]
     fn the_deadline_fires_outside_any_tokio_runtime() {

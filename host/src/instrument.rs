@@ -80,17 +80,6 @@ pub const BUILT_IN_BACKEND: &str = "memory";
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The operations, in the order of [`Keys::by_operation`].
-const OPERATIONS: [Operation; 7] = [
-    Operation::Create,
-    Operation::Load,
-    Operation::Update,
-    Operation::Delete,
-    Operation::LoadByRequestId,
-    Operation::Health,
-    Operation::Clear,
-];
-
 /// The `outcome` labels: `ok`, each error kind, and `error` for a kind this host does not
 /// know yet.
 const OUTCOMES: [&str; 11] = [
@@ -132,12 +121,12 @@ pub fn outcome<T>(result: &Result<T>) -> &'static str {
 /// One histogram key per operation and outcome, built once per manager so that a call
 /// allocates nothing for its labels: a retained key is cloned by reference count.
 struct Keys {
-    by_operation: [[Key; OUTCOMES.len()]; OPERATIONS.len()],
+    by_operation: [[Key; OUTCOMES.len()]; Operation::ALL.len()],
 }
 
 impl Keys {
     fn new(backend: &str) -> Self {
-        let by_operation = OPERATIONS.map(|op| {
+        let by_operation = Operation::ALL.map(|op| {
             OUTCOMES.map(|outcome| {
                 let labels = vec![
                     Label::from_static_parts("operation", op.as_str()),
@@ -151,9 +140,8 @@ impl Keys {
     }
 
     fn get(&self, op: Operation, outcome: usize) -> &Key {
-        // Every operation the trait's methods perform is in the table; `Construct` is
-        // never timed here.
-        let row = OPERATIONS.iter().position(|o| *o == op).unwrap_or(0);
+        // A row per operation (`Construct` is never timed here, and its row stays unused).
+        let row = Operation::ALL.iter().position(|o| *o == op).unwrap_or(0);
         &self.by_operation[row][outcome]
     }
 }

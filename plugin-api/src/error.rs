@@ -47,6 +47,19 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in a fixed order (their position is their code across the plugin
+    /// boundary: add new ones at the end).
+    pub const ALL: [Operation; 8] = [
+        Operation::Create,
+        Operation::Load,
+        Operation::Update,
+        Operation::Delete,
+        Operation::LoadByRequestId,
+        Operation::Health,
+        Operation::Clear,
+        Operation::Construct,
+    ];
+
     /// The operation's name as the trait spells it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -286,30 +286,11 @@ fn joined(op: Operation, id: &str, err: JoinError) -> PersistenceError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
+    // An executor that is not tokio: polls on this thread, parks in between.
+    use futures::executor::block_on;
 
     use super::*;
     use crate::error::ErrorKind;
-
-    /// A minimal executor that is not tokio: polls on this thread, parks in between.
-    fn block_on<F: Future>(future: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
-        loop {
-            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                return out;
-            }
-            std::thread::park();
-        }
-    }
 
     fn runtime() -> PluginRuntime {
         PluginRuntime::builder("ta-test-rt")

@@ -117,25 +117,19 @@ fn outcome_from_detail(detail: &str, op: Operation) -> Outcome {
     }
 }
 
-const OPS: [Operation; 8] = [
-    Operation::Create,
-    Operation::Load,
-    Operation::Update,
-    Operation::Delete,
-    Operation::LoadByRequestId,
-    Operation::Health,
-    Operation::Clear,
-    Operation::Construct,
-];
-
+/// An operation's code across the boundary: its position in [`Operation::ALL`].
 fn op_code(op: Operation) -> u8 {
-    OPS.iter()
+    Operation::ALL
+        .iter()
         .position(|o| *o == op)
         .map_or(u8::MAX, |i| i as u8)
 }
 
 fn op_from_code(code: u8, fallback: Operation) -> Operation {
-    OPS.get(usize::from(code)).copied().unwrap_or(fallback)
+    Operation::ALL
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or(fallback)
 }
 
 fn chain(source: &(dyn std::error::Error + 'static)) -> RVec<RString> {
