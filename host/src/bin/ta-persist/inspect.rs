@@ -125,11 +125,7 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
                 );
                 println!("library:  {}", path.display());
                 println!("class:    {}", class.escape_debug());
-                let classes: Vec<String> = classes
-                    .iter()
-                    .map(|c| c.escape_debug().to_string())
-                    .collect();
-                println!("exports:  {}", classes.join(", "));
+                println!("exports:  {}", escaped_list(classes));
             }
             ActiveBackend::Fallback {
                 path,
@@ -171,6 +167,12 @@ pub(crate) async fn info(args: InfoArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Names a plugin supplies, escaped (they must not drive the terminal), comma-separated.
+fn escaped_list(names: &[String]) -> String {
+    let names: Vec<String> = names.iter().map(|n| n.escape_debug().to_string()).collect();
+    names.join(", ")
 }
 
 fn step_line(step: usize, outcome: Result<String, String>) {
@@ -227,13 +229,8 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         };
         step_line(step, Ok(detail));
     }
-    let classes = lib.classes();
     let Some(class) = args.class else {
-        let names: Vec<String> = classes
-            .iter()
-            .map(|c| c.escape_debug().to_string())
-            .collect();
-        println!("  exports: {}", names.join(", "));
+        println!("  exports: {}", escaped_list(&lib.classes()));
         println!(
             "  [skip] {class_step}-{construct_step}: pass --class NAME to construct a manager"
         );
