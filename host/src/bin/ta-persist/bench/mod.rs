@@ -403,9 +403,10 @@ fn print_tables(
             ""
         }
     );
+    println!("phases: create each task, load it by id, find it by request id, one agent turn (load, add two items, update), delete it");
     for (main, builtin) in runs {
         println!();
-        println!("C={}", main.concurrency);
+        println!("C={} (operations in flight)", main.concurrency);
         match builtin {
             None => {
                 println!(
