@@ -42,10 +42,7 @@ impl MyStore {
 }
 
 fn not_found(op: Operation, id: &str) -> PersistenceError {
-    PersistenceError::NotFound {
-        op,
-        task_id: id.to_owned(),
-    }
+    PersistenceError::not_found(op, id)
 }
 
 #[async_trait]
@@ -55,10 +52,10 @@ impl TaskPersistenceManager for MyStore {
         let version = self.next();
         let mut tasks = self.lock();
         if tasks.contains_key(&task.task_id) {
-            return Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: task.task_id,
-            });
+            return Err(PersistenceError::already_exists(
+                Operation::Create,
+                task.task_id,
+            ));
         }
         tasks.insert(task.task_id.clone(), (task, version));
         Ok(())
@@ -116,11 +113,11 @@ impl TaskPersistenceManager for MyStore {
             .get_mut(&task.task_id)
             .ok_or_else(|| not_found(Operation::Update, &task.task_id))?;
         if slot.1.to_string() != etag.as_str() {
-            return Err(PersistenceError::Conflict {
-                op: Operation::Update,
-                task_id: task.task_id,
-                expected: etag.to_string(),
-            });
+            return Err(PersistenceError::conflict(
+                Operation::Update,
+                task.task_id,
+                etag.to_string(),
+            ));
         }
         *slot = (task, version);
         Ok(ETag::new(version.to_string()))
