@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use ta_persistence_api::conformance::SuiteReport;
+
 use crate::cdylib::{build_cdylib_in, workspace_root};
 
 /// The last commit of interface 1 (before the root module recorded the panic strategy).
@@ -57,10 +59,9 @@ pub fn memory_plugin_at(commit: &str) -> Option<PathBuf> {
     // this one's under a name of its own before another commit is built.
     let kept = base.join(format!(
         "{commit}-{}",
-        library.file_name().map_or_else(
-            || "plugin".to_owned(),
-            |n| n.to_string_lossy().into_owned()
-        )
+        library
+            .file_name()
+            .map_or_else(|| "plugin".to_owned(), |n| n.to_string_lossy().into_owned())
     ));
     std::fs::copy(&library, &kept)
         .unwrap_or_else(|e| panic!("cannot copy {}: {e}", library.display()));
@@ -81,7 +82,13 @@ fn extract(root: &Path, commit: &str, dest: &Path) {
         .arg(root)
         .args(["archive", "--format=tar", "-o"])
         .arg(&tar)
-        .args([commit, "plugin-api", "plugins/memory", "Cargo.toml", "Cargo.lock"])
+        .args([
+            commit,
+            "plugin-api",
+            "plugins/memory",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
         .status();
     assert!(
         status.is_ok_and(|s| s.success()),
@@ -93,7 +100,11 @@ fn extract(root: &Path, commit: &str, dest: &Path) {
         .arg("-C")
         .arg(&partial)
         .status();
-    assert!(status.is_ok_and(|s| s.success()), "cannot unpack {}", tar.display());
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "cannot unpack {}",
+        tar.display()
+    );
     let manifest = partial.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", manifest.display()));
@@ -125,6 +136,25 @@ fn only_two_members(manifest: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Asserts that a plugin built for interface 2 (named `plugin`) passed every case of
+/// `report` that interface 2 can serve: each failed case failed on the typed
+/// `Unsupported` answer naming the plugin and version 2 (the listing cases need
+/// `list_tasks`), and every case from before listing passed.
+#[track_caller]
+pub fn assert_passes_but_for_unsupported(report: &SuiteReport, plugin: &str) {
+    let answer = format!("not supported by {plugin} (built for plugin interface version 2)");
+    for result in report.results.iter().filter(|r| !r.passed) {
+        assert!(
+            result.message.contains(&answer),
+            "{} failed for another reason than the Unsupported answer: {}\n{report}",
+            result.name,
+            result.message
+        );
+    }
+    // The suite of interface 2 had 35 cases; they all pass.
+    assert!(report.passed() >= 35, "{report}");
 }
 
 /// Whether a test that needs the history must fail rather than skip without it.

@@ -19,6 +19,7 @@ use ta_persistence_api::{DocumentManager, Operation, PageRequest, TaskFilter};
 use ta_persistence_tests::cdylib::plugin;
 use ta_persistence_tests::cli::{code, run, stderr, stdout};
 use ta_persistence_tests::fixtures::{copy_into, private_dir};
+use ta_persistence_tests::released::assert_passes_but_for_unsupported;
 
 const PACKAGE: &str = "ta-fixture-interface-v2";
 const NAME: &str = "interface-v2";
@@ -70,8 +71,7 @@ async fn the_suite_passes_through_an_interface_2_library() {
     )
     .await;
     println!("{report}");
-    assert!(report.is_success(), "{report}");
-    assert!(report.passed() >= 35, "{report}");
+    assert_passes_but_for_unsupported(&report, NAME);
 }
 
 #[tokio::test]

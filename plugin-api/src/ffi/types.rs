@@ -583,6 +583,102 @@ mod tests {
     }
 
     #[test]
+    fn an_operation_code_from_a_newer_plugin_falls_back_to_the_call_made() {
+        // A newer plugin may name an operation this host does not know: the error keeps
+        // its kind, id and message, and names the operation the host called.
+        let mut ffi = FfiError::from_error(&PersistenceError::backend(Operation::Load, "t", "x"));
+        ffi.op = 200;
+        let back = ffi.into_error(Operation::Update);
+        assert_eq!(back.operation(), Operation::Update);
+        assert_eq!(back.kind(), ErrorKind::Backend);
+        assert_eq!(back.id(), "t");
+        // A known code wins over the fallback.
+        let ffi = FfiError::from_error(&PersistenceError::backend(Operation::Purge, "", "x"));
+        assert_eq!(ffi.op, 9);
+        assert_eq!(
+            ffi.into_error(Operation::Load).operation(),
+            Operation::Purge
+        );
+    }
+
+    #[test]
+    fn filters_and_page_requests_cross_unchanged() {
+        let filters = [
+            TaskFilter::all(),
+            TaskFilter::all().session("s\u{e9}"),
+            TaskFilter::all()
+                .user("u")
+                .statuses([TaskStatus::Failed, TaskStatus::Running]),
+            TaskFilter::all().statuses([]),
+        ];
+        for filter in filters {
+            let back = FfiTaskFilter::from(&filter).to_filter().unwrap();
+            assert_eq!(back, filter);
+        }
+        let cursor = Cursor::encode(&TaskFilter::all(), &crate::listing::ListKey::new(5, "t"));
+        for request in [
+            PageRequest::default(),
+            PageRequest::new(7).unwrap().after(cursor),
+            // Crossed unchecked: the plugin's backend refuses it.
+            PageRequest::from_parts(0, Some(Cursor::from_string("garbage"))),
+        ] {
+            assert_eq!(PageRequest::from(&FfiPageRequest::from(&request)), request);
+        }
+    }
+
+    #[test]
+    fn a_status_the_plugin_does_not_know_is_refused_not_dropped() {
+        let mut ffi = FfiTaskFilter::from(&TaskFilter::all().statuses([TaskStatus::Paused]));
+        ffi.statuses = ROption::RSome(vec![1, 77].into_iter().collect());
+        let err = ffi.to_filter().unwrap_err();
+        assert!(err.is_invalid_input(), "{err}");
+        assert!(err.to_string().contains("status 77"), "{err}");
+    }
+
+    #[test]
+    fn pages_cross_unchanged_with_naive_and_aware_times() {
+        let naive = Timestamp::parse("2024-05-01T10:00:00.123456").unwrap();
+        let aware = Timestamp::parse("2024-05-01T12:00:00+02:00").unwrap();
+        let page = Page::new(
+            vec![
+                TaskSummary::new("t2", "s", "u", TaskStatus::Completed, aware, aware, 3),
+                TaskSummary::new("t1", "s", "u", TaskStatus::Paused, naive, aware, 0),
+            ],
+            Some(Cursor::from_string("1abc")),
+        );
+        let back = FfiPage::from(page.clone()).into_page("p").unwrap();
+        assert_eq!(back, page);
+        assert!(back.tasks[1].created_at.is_naive());
+        assert!(!back.tasks[0].created_at.is_naive());
+        let last = Page::new(Vec::new(), None);
+        assert_eq!(FfiPage::from(last.clone()).into_page("p").unwrap(), last);
+    }
+
+    #[test]
+    fn a_page_that_does_not_decode_is_the_plugins_failure() {
+        let at = Timestamp::now_utc();
+        let good = TaskSummary::new("t1", "s", "u", TaskStatus::Running, at, at, 0);
+        let mut bad_status = FfiPage::from(Page::new(vec![good.clone()], None));
+        bad_status.tasks[0].status = 9;
+        let err = bad_status.into_page("my-plugin/Class").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Plugin);
+        assert_eq!(err.operation(), Operation::List);
+        let text = err.report();
+        assert!(
+            text.contains("my-plugin/Class") && text.contains("unknown status 9"),
+            "{text}"
+        );
+
+        let mut bad_time = FfiPage::from(Page::new(vec![good], None));
+        bad_time.tasks[0].last_updated = "yesterday".into();
+        let text = bad_time.into_page("p").unwrap_err().report();
+        assert!(
+            text.contains("last_updated") && text.contains("yesterday"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn documents_cross_unchanged() {
         let doc = TaskDocument::from_trusted_parts(
             "t1".into(),
