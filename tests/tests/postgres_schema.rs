@@ -10,7 +10,7 @@ use ta_persistence_api::{DocumentManager, TaskDocument};
 use ta_persistence_tests::postgres_server::{load_postgres_plugin, PostgresServer};
 
 fn task(id: &str, session: &str) -> AgentTask {
-    let created = Timestamp::parse("2025-11-03T14:21:07.512034").unwrap();
+    let created = Timestamp::parse("2025-11-03T14:21:07.512034").expect("a valid timestamp");
     AgentTask::new(id, session, "user", created)
 }
 

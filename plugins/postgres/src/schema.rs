@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 
 /// The advisory lock key that serialises migrations across hosts (any fixed number,
 /// unlikely to be used by another application of the same database: "ta-migr" in ASCII).
-pub const MIGRATION_LOCK: i64 = 0x7461_2d6d_6967_72;
+pub const MIGRATION_LOCK: i64 = 0x0074_612d_6d69_6772;
 
 /// The table that records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "ta_schema_migrations";

@@ -100,7 +100,7 @@ fn count(server: &PostgresServer, db: &str, table: &str) -> u64 {
     server
         .psql(db, &format!("SELECT count(*) FROM {table}"))
         .parse()
-        .unwrap()
+        .expect("a row count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
