@@ -1,10 +1,11 @@
 //! Shared helpers for the workspace's integration tests (`tests/tests/*.rs`): building
-//! and locating plugin libraries, and running a real `redis-server`.
+//! and locating plugin libraries, and running a real `redis-server` and a real Postgres.
 
 pub mod cdylib;
 pub mod cli;
 pub mod fixtures;
 pub mod logs;
+pub mod postgres_server;
 pub mod redis_server;
 pub mod released;
 

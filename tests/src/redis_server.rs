@@ -533,7 +533,7 @@ impl Monitor {
 
 /// Makes a CA and a server certificate for `localhost` and `127.0.0.1`, signed by it, in
 /// `dir` (`ca.crt`, `server.crt`, `server.key`).
-fn write_certificates(dir: &Path) {
+pub(crate) fn write_certificates(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
