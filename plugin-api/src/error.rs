@@ -508,6 +508,19 @@ impl PersistenceError {
         }
     }
 
+    /// The same error with `outcome` as what is known of its effect; only `Timeout` and
+    /// `Unavailable` carry one (for instance a statement the server is known to have
+    /// cancelled is a timeout whose write was not applied). Other kinds are unchanged.
+    #[must_use]
+    pub fn with_outcome(mut self, known: Outcome) -> Self {
+        if let PersistenceError::Timeout { outcome, .. }
+        | PersistenceError::Unavailable { outcome, .. } = &mut self
+        {
+            *outcome = known;
+        }
+        self
+    }
+
     /// An [`ErrorKind::Unavailable`] error with the given cause and outcome.
     pub fn unavailable(
         op: Operation,
@@ -773,6 +786,16 @@ mod tests {
         // Every discriminant that maps to a kind is one of them, each once, in order.
         let mapped: Vec<ErrorKind> = (0..=u8::MAX).filter_map(ErrorKind::from_u8).collect();
         assert_eq!(mapped, all);
+    }
+
+    #[test]
+    fn with_outcome_changes_only_what_carries_one() {
+        let t = PersistenceError::timeout(Operation::Create, "t", Duration::from_secs(1));
+        assert!(t.is_outcome_unknown());
+        let t = t.with_outcome(Outcome::NotApplied);
+        assert!(t.is_retryable());
+        let n = PersistenceError::not_found(Operation::Update, "t").with_outcome(Outcome::Unknown);
+        assert_eq!(n.outcome(), None);
     }
 
     #[test]

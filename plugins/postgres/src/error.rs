@@ -42,12 +42,7 @@ pub(crate) fn from_pg(
     if let Some(code) = err.code() {
         if *code == SqlState::QUERY_CANCELED {
             // The server cancelled the statement (statement_timeout): it was rolled back.
-            return PersistenceError::Timeout {
-                op,
-                id: id.to_owned(),
-                after: timeout,
-                outcome: Outcome::NotApplied,
-            };
+            return PersistenceError::timeout(op, id, timeout).with_outcome(Outcome::NotApplied);
         }
         if is_unavailable_state(code) {
             return PersistenceError::unavailable(op, id, err, Outcome::NotApplied);
@@ -102,12 +97,9 @@ pub(crate) fn from_pool(
     err: PoolError,
 ) -> PersistenceError {
     match err {
-        PoolError::Timeout(TimeoutType::Wait) => PersistenceError::Timeout {
-            op,
-            id: id.to_owned(),
-            after: wait,
-            outcome: Outcome::NotApplied,
-        },
+        PoolError::Timeout(TimeoutType::Wait) => {
+            PersistenceError::timeout(op, id, wait).with_outcome(Outcome::NotApplied)
+        }
         PoolError::Timeout(_) | PoolError::Closed => {
             PersistenceError::unavailable(op, id, err, Outcome::NotApplied)
         }

@@ -169,10 +169,10 @@ impl Ops {
         let sql = &self.statements.create;
         match self.write(Operation::Create, sql, &doc, None).await? {
             Some(_) => Ok(()),
-            None => Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: doc.task_id().to_owned(),
-            }),
+            None => Err(PersistenceError::already_exists(
+                Operation::Create,
+                doc.task_id(),
+            )),
         }
     }
 
@@ -199,11 +199,11 @@ impl Ops {
         };
         match (version, exists) {
             (Some(v), _) => Ok(ETag::new(v.to_string())),
-            (None, true) => Err(PersistenceError::Conflict {
-                op: Operation::Update,
-                task_id: doc.task_id().to_owned(),
-                expected: etag.as_str().to_owned(),
-            }),
+            (None, true) => Err(PersistenceError::conflict(
+                Operation::Update,
+                doc.task_id(),
+                etag.as_str(),
+            )),
             (None, false) => Err(not_found(Operation::Update, doc.task_id())),
         }
     }
@@ -286,11 +286,8 @@ impl Ops {
         for row in &rows {
             let task_id = task_id_of(op, row, 0)?;
             let json: &str = column(op, row, 1)?;
-            let summary = TaskSummary::from_json(json).map_err(|e| PersistenceError::Corrupt {
-                op,
-                task_id,
-                source: Box::new(e),
-            })?;
+            let summary = TaskSummary::from_json(json)
+                .map_err(|e| PersistenceError::corrupt(op, task_id, e))?;
             summaries.push(summary);
         }
         Ok(Page::from_ordered(summaries, filter, page.size()))
@@ -330,10 +327,7 @@ impl Ops {
 }
 
 fn not_found(op: Operation, task_id: &str) -> PersistenceError {
-    PersistenceError::NotFound {
-        op,
-        task_id: task_id.to_owned(),
-    }
+    PersistenceError::not_found(op, task_id)
 }
 
 /// Column `index` of a row, as the type the statement yields (an error, not a panic,
