@@ -974,9 +974,17 @@ mod tests {
             RetentionPolicy::parse("completed=1h,failed=2h").unwrap()
         }
 
+        /// A store with `policy()` and no background sweep (it is made outside any
+        /// runtime), so that what `purge` finds does not depend on when the sweep ran.
+        fn unswept() -> InMemoryPersistenceManager {
+            std::thread::spawn(|| InMemoryPersistenceManager::with_retention(policy()))
+                .join()
+                .unwrap()
+        }
+
         #[tokio::test(start_paused = true)]
         async fn an_expired_task_is_gone_from_every_read_and_its_id_is_free() {
-            let store = InMemoryPersistenceManager::with_retention(policy());
+            let store = unswept();
             let mut done = task_in("done", "s", "u", TaskStatus::Completed, 1);
             done.items.push(AgentTaskItem::new(
                 "done",
@@ -1021,7 +1029,7 @@ mod tests {
             // The delete removed it; the failed one expires an hour later and is purged.
             assert_eq!(store.stats().tasks, 2);
             tokio::time::advance(Duration::from_secs(3600)).await;
-            // Paused: the sweep has not had its turn, so purge finds the failed task.
+            // No sweep: purge finds the failed task.
             assert_eq!(store.purge().await.unwrap(), 1);
             assert_eq!(store.purge().await.unwrap(), 0);
             let stats = store.stats();
@@ -1043,7 +1051,7 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn a_write_sets_or_clears_the_expiry_from_the_store_clock() {
-            let store = InMemoryPersistenceManager::with_retention(policy());
+            let store = unswept();
             store
                 .create(task_in("t", "s", "u", TaskStatus::Completed, 1))
                 .await
