@@ -73,6 +73,6 @@ fn the_policy_is_read_from_the_configuration_and_a_bad_one_refused() {
 fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
-        .unwrap()
+        .expect("a runtime")
         .block_on(f)
 }
