@@ -8,6 +8,7 @@
 //! | `TA_PERSISTENCE_CLASS` | the manager the library exports (required with a module) |
 //! | `TA_PERSISTENCE_STRICT` | `true`: refuse to start when the plugin fails instead of falling back to memory (default `false`) |
 //! | `TA_PERSISTENCE_TIMEOUT_MS` | the host's deadline, in milliseconds, on loading and constructing a plugin and on each call into it (default [`DEFAULT_TIMEOUT`], 30 s; at most one hour) |
+//! | `TA_PERSISTENCE_RETENTION` | how long finished tasks are kept after their last write, e.g. `completed=7d,failed=30d,canceled=1d` (units `s`, `m`, `h`, `d`; see [`RetentionPolicy::parse`]); unset: kept until deleted. The built-in store gets it from the host; a plugin reads it from its configuration |
 //!
 //! Every `TA_*` variable is also handed to the plugin's constructor, which reads its own
 //! (the Redis plugin reads `TA_REDIS_*`). A malformed value is an error, never a silent
@@ -31,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+
+use ta_persistence_api::retention::{RetentionPolicy, RETENTION_VAR};
 
 use crate::loader::{parse_hex, Exposure, Sha256Digest};
 
@@ -147,13 +150,14 @@ pub const PLUGIN_DIR_VAR: &str = "TA_PERSISTENCE_PLUGIN_DIR";
 /// The variable that pins the plugin library's SHA-256.
 pub const SHA256_VAR: &str = "TA_PERSISTENCE_MODULE_SHA256";
 /// Every `TA_PERSISTENCE_*` variable the host reads.
-pub const KNOWN_VARS: [&str; 6] = [
+pub const KNOWN_VARS: [&str; 7] = [
     MODULE_VAR,
     CLASS_VAR,
     STRICT_VAR,
     TIMEOUT_VAR,
     PLUGIN_DIR_VAR,
     SHA256_VAR,
+    RETENTION_VAR,
 ];
 
 /// The host's deadline when `TA_PERSISTENCE_TIMEOUT_MS` is not set: long enough that a
@@ -185,6 +189,9 @@ pub struct Config {
     /// The host's deadline on loading and constructing the plugin, and on each call into
     /// it.
     pub timeout: Duration,
+    /// How long finished tasks are kept (the built-in store's policy; a plugin reads the
+    /// same variable from `vars`).
+    pub retention: RetentionPolicy,
     /// Every `TA_*` variable, handed to the plugin's constructor.
     pub vars: BTreeMap<String, String>,
     /// Variables that look like misspellings of the host's (found by `from_vars`).
@@ -200,6 +207,7 @@ impl Default for Config {
             class: None,
             strict: false,
             timeout: DEFAULT_TIMEOUT,
+            retention: RetentionPolicy::none(),
             vars: BTreeMap::new(),
             misspelled: Vec::new(),
         }
@@ -219,6 +227,7 @@ impl fmt::Debug for Config {
             .field("class", &self.class)
             .field("strict", &self.strict)
             .field("timeout", &self.timeout)
+            .field("retention", &self.retention.to_string())
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
             .field("misspelled", &self.misspelled)
             .finish()
@@ -313,6 +322,12 @@ impl Config {
             None => DEFAULT_TIMEOUT,
             Some(v) => parse_timeout(TIMEOUT_VAR, v)?,
         };
+        let retention = match vars.get(RETENTION_VAR) {
+            None => RetentionPolicy::none(),
+            Some(v) => {
+                RetentionPolicy::parse(v).map_err(|err| invalid(RETENTION_VAR, v, err.reason()))?
+            }
+        };
         let config = Config {
             module,
             plugin_dir,
@@ -320,6 +335,7 @@ impl Config {
             class,
             strict,
             timeout,
+            retention,
             vars,
             misspelled,
         };
@@ -440,6 +456,13 @@ impl Config {
         self
     }
 
+    /// The same configuration with another retention policy for the built-in store (a
+    /// plugin reads its own from [`RETENTION_VAR`] in `vars`).
+    pub fn with_retention(mut self, retention: RetentionPolicy) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// The same configuration with one more variable for the plugin.
     pub fn with_var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.insert(name.into(), value.into());
@@ -554,6 +577,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retention_is_parsed_strictly_and_kept_for_plugins() {
+        let c = Config::from_vars([(RETENTION_VAR, "completed=7d, failed=30d")]).unwrap();
+        assert_eq!(c.retention.to_string(), "completed=7d,failed=30d");
+        // Plugins read it themselves: it is among the variables they are handed.
+        assert_eq!(
+            c.vars.get(RETENTION_VAR).map(String::as_str),
+            Some("completed=7d, failed=30d")
+        );
+        assert!(Config::from_vars([("PATH", "/bin")])
+            .unwrap()
+            .retention
+            .is_empty());
+        for bad in [
+            "completed=7",
+            "running=1d",
+            "completed=1d,completed=2d",
+            "done=1d",
+        ] {
+            match Config::from_vars([(RETENTION_VAR, bad)]) {
+                Err(ConfigError::Invalid { name, value, .. }) => {
+                    assert_eq!((name.as_str(), value.as_str()), (RETENTION_VAR, bad));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            suggestion_for("TA_PERSISTENCE_RETENTON"),
+            Some(Some(RETENTION_VAR))
+        );
+    }
+
+    #[test]
     fn no_module_means_the_built_in_store() {
         let c = Config::from_vars([("PATH", "/bin"), ("TA_OTHER", "x")]).unwrap();
         assert_eq!(c.module, None);
@@ -640,6 +695,7 @@ mod tests {
             let value = match known {
                 STRICT_VAR => "false",
                 SHA256_VAR => PIN,
+                RETENTION_VAR => "completed=1d",
                 _ => "1",
             };
             let c = Config::from_vars([(known, value)]).unwrap();

@@ -212,7 +212,7 @@ impl PersistenceFactory {
 
     fn built_in(config: &Config) -> Self {
         info!("persistence backend: built-in in-memory store");
-        Self::with_built_in(ActiveBackend::BuiltIn).warned(config)
+        Self::with_built_in(ActiveBackend::BuiltIn, config).warned(config)
     }
 
     /// Applies the failure policy to the outcome of a load.
@@ -264,7 +264,7 @@ impl PersistenceFactory {
                     class: config.class.clone(),
                     reason,
                 };
-                Ok(Self::with_built_in(active).warned(config))
+                Ok(Self::with_built_in(active, config).warned(config))
             }
         }
     }
@@ -301,11 +301,12 @@ impl PersistenceFactory {
         }
     }
 
-    /// A factory serving a new built-in store, called directly by its decorator.
-    fn with_built_in(active: ActiveBackend) -> Self {
+    /// A factory serving a new built-in store with the configured retention policy,
+    /// called directly by its decorator.
+    fn with_built_in(active: ActiveBackend, config: &Config) -> Self {
         instrument::describe();
         instrument::record_fallback(active.is_fallback());
-        let store = InMemoryPersistenceManager::new();
+        let store = InMemoryPersistenceManager::with_retention(config.retention);
         PersistenceFactory {
             manager: Arc::new(InstrumentedManager::built_in(store, BUILT_IN_BACKEND)),
             active,
@@ -504,6 +505,35 @@ fn to_stderr_if_unlogged(level: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The built-in store serves with the policy of `TA_PERSISTENCE_RETENTION`.
+    #[tokio::test(start_paused = true)]
+    async fn the_built_in_store_gets_the_configured_retention() {
+        use ta_persistence_api::retention::RETENTION_VAR;
+        use ta_persistence_api::{AgentTask, TaskStatus, Timestamp};
+        let config = Config::from_vars([(RETENTION_VAR, "completed=1m")]).unwrap();
+        let factory = PersistenceFactory::from_config_async(&config)
+            .await
+            .unwrap();
+        let store = factory.get_persistence_manager();
+        let mut task = AgentTask::new("t", "s", "u", Timestamp::now_utc());
+        task.status = TaskStatus::Completed;
+        store.create(task).await.unwrap();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(store.load("t").await.unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(store.load("t").await.unwrap(), None);
+        // Without the variable, nothing expires.
+        let factory = PersistenceFactory::from_config_async(&Config::default())
+            .await
+            .unwrap();
+        let store = factory.get_persistence_manager();
+        let mut task = AgentTask::new("t", "s", "u", Timestamp::now_utc());
+        task.status = TaskStatus::Completed;
+        store.create(task).await.unwrap();
+        tokio::time::advance(Duration::from_secs(365 * 86_400)).await;
+        assert!(store.load("t").await.unwrap().is_some());
+    }
 
     #[test]
     fn a_report_shows_each_cause_once() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ta_persistence::{InMemoryPersistenceManager, MemoryStats};
-use ta_persistence_api::conformance::{cases, run_suite};
+use ta_persistence_api::conformance::{cases, retention_cases, run_retention_suite, run_suite};
 use ta_persistence_api::DocumentManager;
 use ta_persistence_api::{
     AgentTask, AgentTaskItem, MultiModalItem, Role, TaskPersistenceManager, TaskStatus, Timestamp,
@@ -20,6 +20,29 @@ async fn the_in_memory_store_passes_the_conformance_suite() {
     println!("{report}");
     assert!(cases().len() >= 40, "only {} cases", cases().len());
     assert_eq!(report.results.len(), cases().len(), "every case ran");
+    assert!(
+        report.is_success(),
+        "{} case(s) failed:\n{report}",
+        report.failed()
+    );
+}
+
+/// The store's expiry follows tokio's clock, so the retention cases run in paused time.
+#[tokio::test(start_paused = true)]
+async fn the_in_memory_store_passes_the_retention_suite_in_paused_time() {
+    let report = run_retention_suite(
+        |policy| async move {
+            Arc::new(InMemoryPersistenceManager::with_retention(policy)) as Arc<dyn DocumentManager>
+        },
+        None,
+    )
+    .await;
+    println!("{report}");
+    assert_eq!(
+        report.results.len(),
+        retention_cases().len(),
+        "every case ran"
+    );
     assert!(
         report.is_success(),
         "{} case(s) failed:\n{report}",

@@ -46,6 +46,18 @@ pub(super) struct Packed {
 
 const NONE: u32 = u32::MAX;
 
+/// The leading fields of a packed task (see [`Packed::head`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head<'a> {
+    pub(super) task_id: &'a str,
+    pub(super) session_id: &'a str,
+    pub(super) user_id: &'a str,
+    pub(super) created_at: Timestamp,
+    pub(super) last_updated: Timestamp,
+    pub(super) status: TaskStatus,
+    pub(super) item_count: u32,
+}
+
 struct Writer {
     bytes: Vec<u8>,
     times: Vec<Timestamp>,
@@ -310,6 +322,29 @@ impl Packed {
         Ok(task)
     }
 
+    /// The fields a listing orders, filters and summarises a task by, read from the
+    /// front of the buffer without unpacking the task (or touching its contents).
+    pub(super) fn head(&self) -> Result<Head<'_>, Malformed> {
+        let mut r = self.reader();
+        let task_id = r.str()?;
+        let session_id = r.str()?;
+        let user_id = r.str()?;
+        let created_at = r.ts()?;
+        let last_updated = r.ts()?;
+        let status = status_of(r.u8()?)?;
+        skip_extra(&mut r)?;
+        let item_count = r.u32()?;
+        Ok(Head {
+            task_id,
+            session_id,
+            user_id,
+            created_at,
+            last_updated,
+            status,
+            item_count,
+        })
+    }
+
     /// `created_at` (as [`Timestamp::utc_micros`]) and the distinct request ids, read
     /// without unpacking the task.
     pub(super) fn index_keys(&self) -> Result<(i64, Vec<&str>), Malformed> {
@@ -398,6 +433,25 @@ mod tests {
         let (created, ids) = packed.index_keys().unwrap();
         assert_eq!(created, task.created_at.utc_micros());
         assert_eq!(ids, task.request_ids());
+    }
+
+    #[test]
+    fn the_head_matches_the_task() {
+        let task = rich_task();
+        let packed = Packed::pack(&task);
+        let head = packed.head().unwrap();
+        assert_eq!(
+            (head.task_id, head.session_id, head.user_id),
+            (
+                task.task_id.as_str(),
+                task.session_id.as_str(),
+                task.user_id.as_str()
+            )
+        );
+        assert_eq!(head.created_at, task.created_at);
+        assert_eq!(head.last_updated, task.last_updated);
+        assert_eq!(head.status, task.status);
+        assert_eq!(head.item_count as usize, task.items.len());
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
 //! plugin library, lists a plugin directory, runs the conformance suite against a
-//! backend, and reads or writes tasks.
+//! backend, reads or writes tasks, lists them, and purges expired ones.
 
 mod bench;
 mod inspect;
+mod listing;
 mod ops;
 mod plugins;
 mod scratch;
@@ -64,6 +65,10 @@ enum Command {
     Delete(ops::IdArgs),
     /// Remove every task of the configured store.
     Clear(ops::ClearArgs),
+    /// List tasks, newest first: one page and the cursor of the next, or every page.
+    List(listing::ListArgs),
+    /// Remove the tasks the retention policy (TA_PERSISTENCE_RETENTION) has expired.
+    Purge(listing::PurgeArgs),
 }
 
 /// Whether stderr may carry ANSI colour: only on a terminal, and not when `NO_COLOR` is
@@ -106,6 +111,8 @@ fn main() -> ExitCode {
             Command::Update(args) => ops::update(args).await,
             Command::Delete(args) => ops::delete(args).await,
             Command::Clear(args) => ops::clear(args).await,
+            Command::List(args) => listing::list(args).await,
+            Command::Purge(args) => listing::purge(args).await,
         }
     });
     // Plugin runtimes and connections are released when their managers drop, which

@@ -1,7 +1,8 @@
 //! Operator commands: read and write tasks in the configured store, JSON in and out.
 //!
 //! Exit codes: 0 success, 3 not found, 4 already exists, 5 invalid input, 6 backend
-//! failure, 7 conflict, 1 anything else (including configuration errors).
+//! failure (an operation the backend does not support included), 7 conflict, 1 anything
+//! else (including configuration errors).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,7 @@ pub(crate) struct ClearArgs {
     yes: bool,
 }
 
-fn error_exit(err: &PersistenceError) -> ExitCode {
+pub(crate) fn error_exit(err: &PersistenceError) -> ExitCode {
     eprintln!("error: {}", err.report());
     ExitCode::from(match err.kind() {
         ErrorKind::NotFound => EXIT_NOT_FOUND,
@@ -107,7 +108,7 @@ pub(crate) fn factory() -> Result<PersistenceFactory, ExitCode> {
 
 /// The configured store for a task command. A fallback store is refused: reading or
 /// writing an empty, process-local stand-in would only mislead.
-fn store_factory() -> Result<PersistenceFactory, ExitCode> {
+pub(crate) fn store_factory() -> Result<PersistenceFactory, ExitCode> {
     let factory = factory()?;
     if let ActiveBackend::Fallback { reason, .. } = factory.active_backend() {
         eprintln!("error: the configured plugin cannot be used: {reason}");

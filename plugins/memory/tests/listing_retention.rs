@@ -1,0 +1,78 @@
+//! The memory plugin's store, used directly: the whole conformance suite (listing
+//! included), the retention cases on the real clock, and its retention setting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ta_persistence_api::conformance::{cases, retention_cases, run_retention_suite, run_suite};
+use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::retention::{RetentionPolicy, RETENTION_VAR};
+use ta_persistence_api::{
+    AgentTask, DocumentManager, PageRequest, TaskFilter, TaskPersistenceManager, TaskStatus,
+    Timestamp,
+};
+use ta_plugin_memory::MemoryTaskPersistenceManager;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_passes_the_conformance_suite() {
+    let report = run_suite(
+        || async { Arc::new(MemoryTaskPersistenceManager::default()) as Arc<dyn DocumentManager> },
+        None,
+    )
+    .await;
+    assert_eq!(report.results.len(), cases().len());
+    assert!(report.is_success(), "{report}");
+}
+
+/// The plugin's expiry follows the system clock, so these wait for real (seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_passes_the_retention_suite() {
+    let report = run_retention_suite(
+        |policy| async move {
+            Arc::new(MemoryTaskPersistenceManager::with_retention(policy))
+                as Arc<dyn DocumentManager>
+        },
+        None,
+    )
+    .await;
+    assert_eq!(report.results.len(), retention_cases().len());
+    assert!(report.is_success(), "{report}");
+}
+
+#[test]
+fn the_policy_is_read_from_the_configuration_and_a_bad_one_refused() {
+    let bad = PluginConfig::new([(RETENTION_VAR, "completed=soon")]);
+    let err = MemoryTaskPersistenceManager::from_config(&bad).unwrap_err();
+    assert!(err.to_string().starts_with(RETENTION_VAR), "{err}");
+    let good = PluginConfig::new([(RETENTION_VAR, "completed=1s")]);
+    let store = MemoryTaskPersistenceManager::from_config(&good).unwrap();
+    futures_lite_block_on(async {
+        let mut task = AgentTask::new("t", "s", "u", Timestamp::now_utc());
+        task.status = TaskStatus::Completed;
+        store.create(task).await.unwrap();
+    });
+    assert_eq!(store.stored(), 1);
+    // The sweeper thread runs every second: the task is removed without a purge.
+    let mut waited = Duration::ZERO;
+    while store.stored() > 0 && waited < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    assert_eq!(store.stored(), 0, "not swept after {waited:?}");
+    let page = futures_lite_block_on(store.list_tasks(&TaskFilter::all(), &PageRequest::default()))
+        .unwrap();
+    assert!(page.tasks.is_empty());
+    assert!(
+        RetentionPolicy::from_config(&PluginConfig::new([("TA_OTHER", "x")]))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Runs a future that never waits (every method of this store completes at once).
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
