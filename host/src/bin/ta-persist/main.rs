@@ -2,12 +2,13 @@
 //!
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
 //! plugin library, lists a plugin directory, runs the conformance suite against a
-//! backend, and reads or writes tasks.
+//! backend, reads or writes tasks, and rebuilds the Redis plugin's indexes.
 
 mod bench;
 mod inspect;
 mod ops;
 mod plugins;
+mod reindex;
 mod scratch;
 
 use std::io::IsTerminal as _;
@@ -64,6 +65,10 @@ enum Command {
     Delete(ops::IdArgs),
     /// Remove every task of the configured store.
     Clear(ops::ClearArgs),
+    /// Rebuild the Redis plugin's listing and request-id indexes from a scan of its task
+    /// keys (the server of the TA_REDIS_* variables), for tasks that writers without
+    /// those indexes stored. Safe while writers run.
+    Reindex(reindex::ReindexArgs),
 }
 
 /// Whether stderr may carry ANSI colour: only on a terminal, and not when `NO_COLOR` is
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
             Command::Update(args) => ops::update(args).await,
             Command::Delete(args) => ops::delete(args).await,
             Command::Clear(args) => ops::clear(args).await,
+            Command::Reindex(args) => reindex::run(args).await,
         }
     });
     // Plugin runtimes and connections are released when their managers drop, which

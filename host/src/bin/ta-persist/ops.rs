@@ -86,7 +86,7 @@ pub(crate) struct ClearArgs {
     yes: bool,
 }
 
-fn error_exit(err: &PersistenceError) -> ExitCode {
+pub(crate) fn error_exit(err: &PersistenceError) -> ExitCode {
     eprintln!("error: {}", err.report());
     ExitCode::from(match err.kind() {
         ErrorKind::NotFound => EXIT_NOT_FOUND,
