@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 use ta_persistence_api::{
-    ETag, Operation, Outcome, PersistenceError, Result, TaskDocument, Versioned,
+    ETag, Operation, Outcome, Page, PageRequest, PersistenceError, Result, TaskDocument,
+    TaskFilter, TaskSummary, Versioned,
 };
 
 /// The first word of every task file, and the format's version.
@@ -253,6 +254,28 @@ impl TaskDir {
             }
         }
         Ok(best)
+    }
+
+    /// One page of `filter`'s listing, by reading every task file (like `find`, a cost
+    /// proportional to the store's size).
+    pub(crate) fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let op = Operation::List;
+        let after = page.start_after(filter)?;
+        let mut matching = Vec::new();
+        for path in self.task_files(op, "")? {
+            let Some(stored) = self.read(&path, op, "")? else {
+                continue;
+            };
+            let id = stored.doc.task_id().to_owned();
+            let summary = TaskSummary::from_json(stored.doc.json())
+                .map_err(|e| PersistenceError::corrupt(op, &id, e))?;
+            if filter.matches_summary(&summary) && after.as_ref().is_none_or(|a| summary.key() > *a)
+            {
+                matching.push(summary);
+            }
+        }
+        matching.sort_by_key(TaskSummary::key);
+        Ok(Page::from_ordered(matching, filter, page.size()))
     }
 
     pub(crate) fn ping(&self) -> Result<()> {

@@ -5,8 +5,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::{
-    async_trait, validate_id, validate_task_ids, AgentTask, BoxError, ETag, Operation,
-    PersistenceError, Result, TaskPersistenceManager, Versioned,
+    async_trait, validate_id, validate_task_ids, AgentTask, BoxError, ETag, Operation, Page,
+    PageRequest, PersistenceError, Result, TaskFilter, TaskPersistenceManager, TaskSummary,
+    Versioned,
 };
 
 /// Tasks in a map, each with the version number its ETag is made of.
@@ -134,6 +135,25 @@ impl TaskPersistenceManager for MyStore {
         let n = tasks.len() as u64;
         tasks.clear();
         Ok(n)
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let after = page.start_after(filter)?; // checks the size and the cursor
+        let tasks = self.lock();
+        // A sort of every match per page: fine for a small store; keep an ordered
+        // index when pages must cost their size only.
+        let mut matching: Vec<TaskSummary> = tasks
+            .values()
+            .map(|(t, _)| TaskSummary::of_task(t))
+            .filter(|s| filter.matches_summary(s))
+            .filter(|s| after.as_ref().is_none_or(|a| s.key() > *a))
+            .collect();
+        matching.sort_by_key(TaskSummary::key);
+        Ok(Page::from_ordered(matching, filter, page.size()))
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        Ok(0) // this store has no retention policy: nothing ever expires
     }
 }
 
