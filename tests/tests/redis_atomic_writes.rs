@@ -200,7 +200,11 @@ async fn writes_meeting_a_wrong_typed_listing_key_change_nothing() {
     let (store, mut conn) = seeded(&server).await;
     let entries = "task_persistence:listing:entries";
     let all = "task_persistence:listing:all";
-    assert_eq!(conn.hlen::<_, u64>(entries).unwrap(), 2, "both tasks recorded");
+    assert_eq!(
+        conn.hlen::<_, u64>(entries).unwrap(),
+        2,
+        "both tasks recorded"
+    );
     assert_eq!(conn.zcard::<_, u64>(all).unwrap(), 2, "both tasks listed");
 
     // The listing index of the sessions the tasks move to is a string.
@@ -266,7 +270,9 @@ async fn writes_meeting_a_wrong_typed_listing_key_change_nothing() {
     assert_eq!(listed.len(), 2, "t1 and t4 listed, t2 gone: {listed:?}");
     let recorded: Vec<String> = conn.hkeys(entries).unwrap();
     assert_eq!(
-        recorded.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        recorded
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
         ["t1", "t4"].map(String::from).into_iter().collect()
     );
 }

@@ -54,7 +54,9 @@ async fn the_redis_plugin_passes_the_conformance_suite() {
         expected += 1;
         // A fresh store for every case: the prefix emptied.
         store.clear().await.expect("clear");
-        report.results.push(run_case(&case, Arc::clone(&store)).await);
+        report
+            .results
+            .push(run_case(&case, Arc::clone(&store)).await);
     }
     println!("{report}");
     assert_eq!(report.results.len(), expected, "every case ran");
@@ -72,9 +74,17 @@ async fn the_redis_plugin_passes_the_conformance_suite() {
     assert!(keys.iter().all(|k| k.starts_with(&prefix)), "{keys:?}");
 }
 
-fn in_process(server: &RedisServer, prefix: &str, extra: &[(&str, &str)]) -> Arc<dyn DocumentManager> {
+fn in_process(
+    server: &RedisServer,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> Arc<dyn DocumentManager> {
     let mut vars = server.vars_with_prefix(prefix);
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let store = RedisTaskPersistenceManager::from_config(&PluginConfig::new(vars))
         .expect("the store connects");
     Arc::new(store)
@@ -121,7 +131,10 @@ async fn the_redis_store_passes_the_retention_cases_with_real_ttls() {
             let store = in_process(
                 &server,
                 "ta-conformance-retention",
-                &[("TA_PERSISTENCE_RETENTION", SUITE_POLICY), ("TA_REDIS_TTL", "0")],
+                &[
+                    ("TA_PERSISTENCE_RETENTION", SUITE_POLICY),
+                    ("TA_REDIS_TTL", "0"),
+                ],
             );
             async move {
                 store.clear().await.expect("clear");

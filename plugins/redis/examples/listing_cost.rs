@@ -35,7 +35,11 @@ fn task(n: usize) -> Result<AgentTask, BoxError> {
         format!("user-{}", n % 1000),
         created,
     );
-    task.status = [TaskStatus::Running, TaskStatus::Completed, TaskStatus::Failed][n % 3];
+    task.status = [
+        TaskStatus::Running,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+    ][n % 3];
     Ok(task)
 }
 
@@ -48,10 +52,15 @@ fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
-    let tasks: usize = args.next().ok_or("usage: listing_cost <tasks> [pages]")?.parse()?;
+    let tasks: usize = args
+        .next()
+        .ok_or("usage: listing_cost <tasks> [pages]")?
+        .parse()?;
     let pages: usize = args.next().map_or(Ok(200), |p| p.parse())?;
     let vars = std::env::vars().filter(|(k, _)| k.starts_with("TA_"));
-    let store = Arc::new(RedisTaskPersistenceManager::from_config(&PluginConfig::new(vars))?);
+    let store = Arc::new(RedisTaskPersistenceManager::from_config(
+        &PluginConfig::new(vars),
+    )?);
     store.clear().await?;
     let started = Instant::now();
     let failures = stream::iter(0..tasks)
@@ -80,7 +89,11 @@ async fn main() -> Result<(), BoxError> {
     let kinds = [
         ("first page, no filter", TaskFilter::all(), page.clone()),
         ("page half-way, no filter", TaskFilter::all(), deep),
-        ("first page of a session", TaskFilter::all().session("session-7"), page.clone()),
+        (
+            "first page of a session",
+            TaskFilter::all().session("session-7"),
+            page.clone(),
+        ),
         (
             "first page, status completed",
             TaskFilter::all().statuses([TaskStatus::Completed]),

@@ -243,7 +243,11 @@ mod tests {
         let policy = RetentionPolicy::parse("completed=1s,failed=2d").unwrap();
         let kept = Ttls::new(0, &policy);
         let both = Ttls::new(60, &policy);
-        for status in [TaskStatus::Running, TaskStatus::Paused, TaskStatus::Canceled] {
+        for status in [
+            TaskStatus::Running,
+            TaskStatus::Paused,
+            TaskStatus::Canceled,
+        ] {
             assert_eq!(none.of(status), "0");
             assert_eq!(plain.of(status), "3600000");
             assert_eq!(kept.of(status), "0");

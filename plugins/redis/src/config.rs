@@ -298,7 +298,8 @@ mod tests {
     fn the_retention_policy_is_read_strictly() {
         let c = parse(&[(RETENTION_VAR, "completed=2h, canceled=1s")]).unwrap();
         assert_eq!(
-            c.retention.max_age(ta_persistence_api::TaskStatus::Completed),
+            c.retention
+                .max_age(ta_persistence_api::TaskStatus::Completed),
             Some(Duration::from_secs(7200))
         );
         let e = parse(&[(RETENTION_VAR, "running=1d")]).unwrap_err();

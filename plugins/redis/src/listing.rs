@@ -181,9 +181,9 @@ mod tests {
             "~",
             good.trim_end_matches('~'),
             &good[1..],
-            &good.replace(':', ";"),
-            &good.to_uppercase(),
-            "7ffffffffffffffa:8b~",
+            good.replace(':', ";").as_str(),
+            good.to_uppercase().as_str(),
+            "7ffffffffffffffa:8b0~",
             "7ffffffffffffffa:3f3f3f~",
         ] {
             assert_eq!(member_key(bad), None, "{bad}");
@@ -208,9 +208,11 @@ mod tests {
             }
         );
         // A key given twice: the last one counts, as for every reader.
-        let twice = doc
-            .json()
-            .replacen("\"user_id\":\"u1\"", "\"user_id\":\"u0\",\"user_id\":\"u2\"", 1);
+        let twice = doc.json().replacen(
+            "\"user_id\":\"u1\"",
+            "\"user_id\":\"u0\",\"user_id\":\"u2\"",
+            1,
+        );
         assert_ne!(twice, doc.json());
         let fields = list_fields(&TaskDocument::stored("t1".into(), twice)).unwrap();
         assert_eq!(fields.user_id, "u2");

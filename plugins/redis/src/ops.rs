@@ -456,7 +456,7 @@ impl Ops {
             if last.is_empty() {
                 return Ok(removed);
             }
-            lower = [b"(".as_slice(), &last].concat();
+            lower = [b"(".as_slice(), last.as_slice()].concat();
         }
     }
 
@@ -557,7 +557,7 @@ impl Ops {
                 .map(|(summary, json)| (ListFields::of_summary(&summary), json))
             else {
                 warn!(
-                    task_id = id,
+                    task_id = %id,
                     "reindex: the document is not a valid task of its key; not indexed"
                 );
                 report.unreadable += 1;
@@ -586,7 +586,7 @@ impl Ops {
                 scripts::OK => report.indexed += 1,
                 scripts::WRONG_TYPE => {
                     warn!(
-                        task_id = id,
+                        task_id = %id,
                         "reindex: a key the task's entries go to holds another type; not indexed"
                     );
                     report.wrong_type += 1;

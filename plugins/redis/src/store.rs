@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::{
-    async_trait, BoxError, DocumentStore, ETag, Operation, Page, PageRequest, Result,
-    TaskDocument, TaskFilter, Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, Page, PageRequest, Result, TaskDocument,
+    TaskFilter, Versioned,
 };
 use tracing::{debug, info};
 

@@ -24,20 +24,21 @@ pub(crate) async fn run(_args: ReindexArgs) -> ExitCode {
         .filter(|(k, _)| k.starts_with("TA_"));
     let config = PluginConfig::new(vars);
     // Connecting blocks (it has its own runtime and time limit): keep it off this one.
-    let store =
-        match tokio::task::spawn_blocking(move || RedisTaskPersistenceManager::from_config(&config))
-            .await
-        {
-            Ok(Ok(store)) => store,
-            Ok(Err(err)) => {
-                eprintln!("error: cannot reach Redis: {err}");
-                return ExitCode::from(EXIT_BACKEND);
-            }
-            Err(err) => {
-                eprintln!("error: connecting to Redis failed: {err}");
-                return ExitCode::from(EXIT_BACKEND);
-            }
-        };
+    let store = match tokio::task::spawn_blocking(move || {
+        RedisTaskPersistenceManager::from_config(&config)
+    })
+    .await
+    {
+        Ok(Ok(store)) => store,
+        Ok(Err(err)) => {
+            eprintln!("error: cannot reach Redis: {err}");
+            return ExitCode::from(EXIT_BACKEND);
+        }
+        Err(err) => {
+            eprintln!("error: connecting to Redis failed: {err}");
+            return ExitCode::from(EXIT_BACKEND);
+        }
+    };
     match store.reindex().await {
         Ok(report) => {
             let json = serde_json::json!({
