@@ -62,7 +62,7 @@ async fn walk(
     size: u32,
 ) -> Vec<TaskSummary> {
     let mut out: Vec<TaskSummary> = Vec::new();
-    let mut request = PageRequest::new(size).unwrap();
+    let mut request = PageRequest::new(size).expect("a valid page size");
     loop {
         let page: Page = store.list(filter, &request).await.expect("a page");
         assert!(page.tasks.len() <= size as usize);
@@ -86,7 +86,9 @@ async fn walk(
                     size as usize,
                     "only a full page has a next"
                 );
-                request = PageRequest::new(size).unwrap().after(next);
+                request = PageRequest::new(size)
+                    .expect("a valid page size")
+                    .after(next);
             }
             None => return out,
         }
@@ -321,7 +323,7 @@ async fn entries_of_tasks_gone_or_moved_by_another_writer_are_skipped_and_pruned
 }
 
 fn pttl(conn: &mut redis::Connection, key: &str) -> i64 {
-    redis::cmd("PTTL").arg(key).query(conn).unwrap()
+    redis::cmd("PTTL").arg(key).query(conn).expect("PTTL")
 }
 
 /// Every key a task of session `session-r`, user `user-r`, request `req-r` is in.
@@ -563,11 +565,11 @@ fn python_write(conn: &mut redis::Connection, task: &AgentTask) {
             python_task_key(&task.task_id),
             TaskDocument::from_task(task).json(),
         )
-        .unwrap();
+        .expect("SET");
     for request_id in task.request_ids() {
         let _: () = conn
             .sadd(python_index_key(request_id), &task.task_id)
-            .unwrap();
+            .expect("SADD");
     }
 }
 

@@ -35,11 +35,12 @@ fn task(n: usize) -> Result<AgentTask, BoxError> {
         format!("user-{}", n % 1000),
         created,
     );
+    // Not n % 3: months follow n % 12, so the newest month would hold one status only.
     task.status = [
         TaskStatus::Running,
         TaskStatus::Completed,
         TaskStatus::Failed,
-    ][n % 3];
+    ][(n / 12) % 3];
     Ok(task)
 }
 
