@@ -1,8 +1,8 @@
 //! Every Redis write is all or nothing, also when a command inside its script would fail:
-//! with a key of the wrong type planted at the task key or at an index key, create,
-//! update, update_if_match and delete fail with a typed error and leave every key (its
-//! type, its value, its expiry) exactly as it was. Real plugin library, real
-//! `redis-server`.
+//! with a key of the wrong type planted at the task key, at an index key, at a listing
+//! index or at the listing entries hash, create, update, update_if_match and delete fail
+//! with a typed error and leave every key (its type, its value, its expiry) exactly as
+//! it was. Real plugin library, real `redis-server`.
 
 use std::collections::BTreeMap;
 
@@ -190,4 +190,89 @@ async fn writes_meeting_a_wrong_typed_task_key_change_nothing() {
     )
     .await;
     refused_without_a_trace(&mut conn, "delete", &planted, store.delete("th")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_meeting_a_wrong_typed_listing_key_change_nothing() {
+    let Some(server) = RedisServer::maybe_start() else {
+        return;
+    };
+    let (store, mut conn) = seeded(&server).await;
+    let entries = "task_persistence:listing:entries";
+    let all = "task_persistence:listing:all";
+    assert_eq!(
+        conn.hlen::<_, u64>(entries).unwrap(),
+        2,
+        "both tasks recorded"
+    );
+    assert_eq!(conn.zcard::<_, u64>(all).unwrap(), 2, "both tasks listed");
+
+    // The listing index of the sessions the tasks move to is a string.
+    let planted = "task_persistence:listing:session:elsewhere";
+    let _: () = conn.set(planted, "x").unwrap();
+    let mut moved = task("t3", "2025-01-01T00:00:02", &["r1"]);
+    moved.session_id = "elsewhere".into();
+    refused_without_a_trace(&mut conn, "create", planted, store.create(moved)).await;
+    let mut moved = task("t1", "2025-01-01T00:00:00", &["r1", "r2"]);
+    moved.session_id = "elsewhere".into();
+    refused_without_a_trace(&mut conn, "update", planted, store.update(moved.clone())).await;
+    let etag = store.load_with_etag("t1").await.unwrap().unwrap().etag;
+    refused_without_a_trace(
+        &mut conn,
+        "update_if_match",
+        planted,
+        store.update_if_match(moved, &etag),
+    )
+    .await;
+
+    // The listing index the stored tasks are in (their old one, for an update that
+    // moves them) is a hash: moving, deleting fail; the tasks stay listed where they were.
+    let _: () = conn.del(planted).unwrap();
+    let old = "task_persistence:listing:user:user";
+    let _: () = conn.rename(old, "saved").unwrap();
+    let _: () = conn.hset(old, "f", "v").unwrap();
+    let mut moved = task("t1", "2025-01-01T00:00:00", &["r1", "r2"]);
+    moved.user_id = "someone".into();
+    refused_without_a_trace(&mut conn, "update (old index)", old, store.update(moved)).await;
+    refused_without_a_trace(&mut conn, "delete", old, store.delete("t2")).await;
+    let _: () = conn.del(old).unwrap();
+    let _: () = conn.rename("saved", old).unwrap();
+
+    // The entries hash is a list: every write fails.
+    let saved: Vec<(String, String)> = conn.hgetall(entries).unwrap();
+    let _: () = conn.del(entries).unwrap();
+    let _: () = conn.rpush(entries, "x").unwrap();
+    refused_without_a_trace(
+        &mut conn,
+        "create (entries)",
+        entries,
+        store.create(task("t4", "2025-01-01T00:00:03", &["r7"])),
+    )
+    .await;
+    refused_without_a_trace(
+        &mut conn,
+        "update (entries)",
+        entries,
+        store.update(task("t1", "2025-01-01T00:00:00", &["r1"])),
+    )
+    .await;
+    refused_without_a_trace(&mut conn, "delete (entries)", entries, store.delete("t1")).await;
+
+    // With the hash restored, the same writes succeed and keep the indexes.
+    let _: () = conn.del(entries).unwrap();
+    let _: () = conn.hset_multiple(entries, &saved).unwrap();
+    store
+        .create(task("t4", "2025-01-01T00:00:03", &["r7"]))
+        .await
+        .unwrap();
+    store.delete("t2").await.unwrap();
+    let listed: Vec<String> = conn.zrange(all, 0, -1).unwrap();
+    assert_eq!(listed.len(), 2, "t1 and t4 listed, t2 gone: {listed:?}");
+    let recorded: Vec<String> = conn.hkeys(entries).unwrap();
+    assert_eq!(
+        recorded
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["t1", "t4"].map(String::from).into_iter().collect()
+    );
 }

@@ -332,7 +332,15 @@ async fn clear_removes_only_its_own_prefix_and_never_runs_keys() {
     left.sort();
     assert_eq!(
         left,
-        ["agentX:request_index:r1", "agentX:task:t1", "unrelated"]
+        [
+            "agentX:listing:all",
+            "agentX:listing:entries",
+            "agentX:listing:session:session",
+            "agentX:listing:user:user",
+            "agentX:request_index:r1",
+            "agentX:task:t1",
+            "unrelated"
+        ]
     );
     assert_eq!(mine.clear().await.unwrap(), 0);
     assert!(theirs.load("t1").await.unwrap().is_some());

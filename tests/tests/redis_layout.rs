@@ -339,8 +339,16 @@ async fn updates_move_request_ids_with_escapes_and_ignore_lookalikes_in_opaque_c
         .unwrap();
     store.delete("odd").await.unwrap();
     let left: BTreeSet<String> = conn.keys(format!("{PREFIX}:*")).unwrap();
+    let listing = |rest: &str| format!("{PREFIX}:listing:{rest}");
     assert_eq!(
         left,
-        BTreeSet::from([index_key("theirs"), task_key("other")])
+        BTreeSet::from([
+            index_key("theirs"),
+            task_key("other"),
+            listing("all"),
+            listing("entries"),
+            listing("session:session"),
+            listing("user:user"),
+        ])
     );
 }

@@ -11,7 +11,8 @@
 use redis::Value;
 use ta_persistence_api::document::IndexFields;
 use ta_persistence_api::model::{check_json_syntax, WireError};
-use ta_persistence_api::{BoxError, ETag, Operation, PersistenceError, TaskDocument};
+use ta_persistence_api::retention::RetentionPolicy;
+use ta_persistence_api::{BoxError, ETag, Operation, PersistenceError, TaskDocument, TaskStatus};
 
 use crate::scripts;
 
@@ -60,12 +61,30 @@ pub(crate) fn read_stored(task_id: &str, bytes: Vec<u8>) -> Result<TaskDocument,
     json_text(bytes).map(|json| TaskDocument::stored(task_id.to_owned(), json))
 }
 
-/// The `(seconds, milliseconds)` TTL arguments of the write scripts; `"0"` for no expiry.
-pub(crate) fn ttl_args(ttl_secs: u64) -> (String, String) {
-    (
-        ttl_secs.to_string(),
-        ttl_secs.saturating_mul(1000).to_string(),
-    )
+/// The TTL a write gives a task, by the status it leaves the task in: the retention
+/// policy's age for a status it names, `TA_REDIS_TTL` for the others. Kept as the write
+/// scripts take it: milliseconds as text, `"0"` for no expiry.
+#[derive(Debug, Clone)]
+pub(crate) struct Ttls {
+    by_status: [String; 5],
+}
+
+impl Ttls {
+    pub(crate) fn new(ttl_secs: u64, retention: &RetentionPolicy) -> Self {
+        let by_status = [0u8, 1, 2, 3, 4].map(|ordinal| {
+            let status = TaskStatus::from_ordinal(ordinal);
+            match status.and_then(|s| retention.max_age(s)) {
+                Some(age) => age.as_millis().to_string(),
+                None => ttl_secs.saturating_mul(1000).to_string(),
+            }
+        });
+        Ttls { by_status }
+    }
+
+    /// The TTL argument of a write leaving a task in `status`.
+    pub(crate) fn of(&self, status: TaskStatus) -> &str {
+        &self.by_status[usize::from(status.ordinal())]
+    }
 }
 
 /// Maps a write script's status code to the operation's outcome.
@@ -216,9 +235,24 @@ mod tests {
     }
 
     #[test]
-    fn ttl_zero_means_no_expiry() {
-        assert_eq!(ttl_args(0), ("0".to_owned(), "0".to_owned()));
-        assert_eq!(ttl_args(3600), ("3600".to_owned(), "3600000".to_owned()));
+    fn ttls_follow_the_retention_policy_and_zero_means_no_expiry() {
+        let none = Ttls::new(0, &RetentionPolicy::none());
+        let plain = Ttls::new(3600, &RetentionPolicy::none());
+        let policy = RetentionPolicy::parse("completed=1s,failed=2d").unwrap();
+        let kept = Ttls::new(0, &policy);
+        let both = Ttls::new(60, &policy);
+        for status in [
+            TaskStatus::Running,
+            TaskStatus::Paused,
+            TaskStatus::Canceled,
+        ] {
+            assert_eq!(none.of(status), "0");
+            assert_eq!(plain.of(status), "3600000");
+            assert_eq!(kept.of(status), "0");
+            assert_eq!(both.of(status), "60000");
+        }
+        assert_eq!(kept.of(TaskStatus::Completed), "1000");
+        assert_eq!(both.of(TaskStatus::Failed), "172800000");
     }
 
     #[test]

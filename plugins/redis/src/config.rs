@@ -12,6 +12,7 @@
 //! | `TA_REDIS_TTL` | `3600` | seconds a task lives after its last write; `0`: no expiry |
 //! | `TA_REDIS_PREFIX` | `task_persistence` | key namespace, the Python original's by default |
 //! | `TA_REDIS_TIMEOUT_MS` | `5000` | limit on each operation, connecting included |
+//! | `TA_PERSISTENCE_RETENTION` | none | the host's retention policy (`completed=7d,...`); a status it names gets its age as TTL instead of `TA_REDIS_TTL` |
 //!
 //! An empty value is an error naming the variable, as it is for the host's own
 //! variables: unset a variable to get its default. (The Python original's configuration
@@ -23,6 +24,8 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use ta_persistence_api::retention::{RetentionPolicy, RETENTION_VAR};
 
 /// `TA_REDIS_HOST`.
 pub const HOST: &str = "TA_REDIS_HOST";
@@ -79,6 +82,9 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Limit on each operation (and on connecting).
     pub timeout: Duration,
+    /// How long a task in a finished status lives after its last write; a status the
+    /// policy names gets that age as its TTL instead of `ttl_secs`.
+    pub retention: RetentionPolicy,
 }
 
 impl Default for RedisConfig {
@@ -94,6 +100,7 @@ impl Default for RedisConfig {
             ttl_secs: 3600,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: Duration::from_millis(5000),
+            retention: RetentionPolicy::none(),
         }
     }
 }
@@ -111,6 +118,7 @@ impl fmt::Debug for RedisConfig {
             .field("ttl_secs", &self.ttl_secs)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -249,6 +257,13 @@ impl RedisConfig {
             }
             config.timeout = Duration::from_millis(ms);
         }
+        if let Some(policy) = get(RETENTION_VAR) {
+            config.retention = RetentionPolicy::parse(policy).map_err(|e| ConfigError {
+                name: RETENTION_VAR,
+                value: Some(policy.to_owned()),
+                reason: e.reason().to_owned(),
+            })?;
+        }
         Ok(config)
     }
 }
@@ -276,6 +291,20 @@ mod tests {
         assert!(!c.tls);
         assert_eq!(c.prefix, "task_persistence");
         assert_eq!(c.timeout, Duration::from_secs(5));
+        assert!(c.retention.is_empty());
+    }
+
+    #[test]
+    fn the_retention_policy_is_read_strictly() {
+        let c = parse(&[(RETENTION_VAR, "completed=2h, canceled=1s")]).unwrap();
+        assert_eq!(
+            c.retention
+                .max_age(ta_persistence_api::TaskStatus::Completed),
+            Some(Duration::from_secs(7200))
+        );
+        let e = parse(&[(RETENTION_VAR, "running=1d")]).unwrap_err();
+        assert_eq!(e.name, RETENTION_VAR);
+        assert!(e.to_string().contains("running=1d"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,14 @@
 //! - **TTLs that never orphan a task.** Each write gives the task the TTL
 //!   (`TA_REDIS_TTL`, 0 for none) and only ever extends its index sets' expiry, so a set
 //!   outlives every task it lists; a lookup prunes members whose task expired.
+//! - **Listing by key, not by offset.** The write scripts also keep three sorted sets
+//!   per store (all tasks, per session, per user) whose members spell the listing order
+//!   (module `listing`), so a page is a `ZRANGEBYLEX` from the cursor's member: its cost
+//!   is its size, not the number of stored tasks. Entries of tasks that are gone are
+//!   pruned by listings, `purge` and `reindex` ([`RedisTaskPersistenceManager::reindex`]
+//!   also indexes tasks written by the Python original, which keeps no listing).
+//! - **Retention as TTLs.** `TA_PERSISTENCE_RETENTION` gives a finished task its age as
+//!   the TTL of its key, so Redis expires it; index keys are only ever given longer TTLs.
 //! - **Nothing another writer can read is moved.** Bytes that are not JSON at all (by
 //!   the rules of Python's `json`: `NaN` and repeated keys are JSON) are moved to
 //!   `{prefix}:quarantine:{task_id}` (without expiry) and reported as `Corrupt`. JSON that
@@ -56,12 +64,14 @@ mod codec;
 pub mod config;
 mod error;
 mod keys;
+mod listing;
 mod ops;
 mod runtime;
 mod scripts;
 mod store;
 
 pub use config::{ConfigError, RedisConfig};
+pub use ops::ReindexReport;
 pub use store::RedisTaskPersistenceManager;
 
 ta_persistence_api::export_plugin! {

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::{
-    async_trait, BoxError, DocumentStore, ETag, Operation, Result, TaskDocument, Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, Page, PageRequest, Result, TaskDocument,
+    TaskFilter, Versioned,
 };
 use tracing::{debug, info};
 
 use crate::codec::etag_of;
 use crate::config::RedisConfig;
-use crate::ops::Ops;
+use crate::ops::{Ops, ReindexReport};
 use crate::runtime::{connect, start};
 
 /// A task store in Redis, exported as class `RedisTaskPersistenceManager`.
@@ -59,12 +60,14 @@ impl RedisTaskPersistenceManager {
             tls = config.tls,
             prefix = %config.prefix,
             ttl_secs = config.ttl_secs,
+            retention = %config.retention,
             "connected to Redis"
         );
         let ops = Arc::new(Ops::new(
             conn,
             &config.prefix,
             config.ttl_secs,
+            &config.retention,
             config.timeout,
         ));
         Ok(RedisTaskPersistenceManager {
@@ -77,6 +80,19 @@ impl RedisTaskPersistenceManager {
     /// The configuration it was built with.
     pub fn config(&self) -> &RedisConfig {
         &self.config
+    }
+
+    /// Rebuilds the listing indexes and the request-id index from a `SCAN` of the task
+    /// keys, for tasks written by writers that do not keep them (the Python original,
+    /// or a version of this plugin from before listing), then removes index entries of
+    /// tasks that are gone. Bounded batches, safe while writers run; each round trip has
+    /// the operation time limit, not the whole walk. Errors are reported as
+    /// [`Operation::Purge`] errors, the maintenance operation of the contract.
+    pub async fn reindex(&self) -> Result<ReindexReport> {
+        self.run(Operation::Purge, "", false, |ops| async move {
+            ops.reindex().await
+        })
+        .await
     }
 
     /// Runs one operation on the plugin runtime, within the time limit when `limited`.
@@ -167,6 +183,23 @@ impl DocumentStore for RedisTaskPersistenceManager {
     async fn ping(&self) -> Result<()> {
         self.run(Operation::Health, "", true, |ops| async move {
             ops.ping().await
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let (filter, page) = (filter.clone(), page.clone());
+        // Each round trip of a listing has the time limit: a page that skips many
+        // entries (a status filter) may take longer as a whole.
+        self.run(Operation::List, "", false, |ops| async move {
+            ops.list(&filter, &page).await
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        self.run(Operation::Purge, "", false, |ops| async move {
+            ops.purge().await
         })
         .await
     }

@@ -2,13 +2,15 @@
 //!
 //! Runs the standard benchmark, shows which backend the environment selects, checks a
 //! plugin library, lists a plugin directory, runs the conformance suite against a
-//! backend, reads or writes tasks, lists them, and purges expired ones.
+//! backend, reads or writes tasks, lists them, purges expired ones, and rebuilds the
+//! Redis plugin's indexes.
 
 mod bench;
 mod inspect;
 mod listing;
 mod ops;
 mod plugins;
+mod reindex;
 mod scratch;
 
 use std::io::IsTerminal as _;
@@ -69,6 +71,10 @@ enum Command {
     List(listing::ListArgs),
     /// Remove the tasks the retention policy (TA_PERSISTENCE_RETENTION) has expired.
     Purge(listing::PurgeArgs),
+    /// Rebuild the Redis plugin's listing and request-id indexes from a scan of its task
+    /// keys (the server of the TA_REDIS_* variables), for tasks that writers without
+    /// those indexes stored. Safe while writers run.
+    Reindex(reindex::ReindexArgs),
 }
 
 /// Whether stderr may carry ANSI colour: only on a terminal, and not when `NO_COLOR` is
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
             Command::Clear(args) => ops::clear(args).await,
             Command::List(args) => listing::list(args).await,
             Command::Purge(args) => listing::purge(args).await,
+            Command::Reindex(args) => reindex::run(args).await,
         }
     });
     // Plugin runtimes and connections are released when their managers drop, which
