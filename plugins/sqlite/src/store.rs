@@ -1,0 +1,163 @@
+//! `SqliteTaskPersistenceManager`: the plugin's interface code. Writes go to the writer
+//! thread (group commit), reads to a reader connection on the plugin's runtime; the
+//! host's threads only await answers.
+
+use std::sync::Arc;
+
+use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::runtime::PluginRuntime;
+use ta_persistence_api::{
+    async_trait, BoxError, DocumentStore, ETag, Operation, PersistenceError, Result, TaskDocument,
+    Versioned,
+};
+
+use crate::config::Settings;
+use crate::readers::Readers;
+use crate::schema;
+use crate::sql::{self, Row};
+use crate::writer::{now_ms, Done, Write, Writer};
+
+/// A durable task store in one SQLite database file, exported as class
+/// `SqliteTaskPersistenceManager`.
+#[derive(Debug)]
+pub struct SqliteTaskPersistenceManager {
+    writer: Writer,
+    readers: Arc<Readers>,
+    /// The database's ETag instance (see `schema`).
+    instance: Arc<str>,
+    // Last: dropped after everything that runs on it.
+    runtime: PluginRuntime,
+}
+
+impl FromConfig for SqliteTaskPersistenceManager {
+    fn from_config(config: &PluginConfig) -> std::result::Result<Self, BoxError> {
+        Self::open(Settings::from_config(config)?)
+    }
+}
+
+impl SqliteTaskPersistenceManager {
+    /// Opens (or creates) the database `settings.path`. A file that is not a SQLite
+    /// database, is damaged, belongs to another application or was written by a newer
+    /// version is refused with an error naming it, and left untouched.
+    pub fn open(settings: Settings) -> std::result::Result<Self, BoxError> {
+        let (conn, instance) = schema::open(&settings)?;
+        let writer = Writer::start(conn, instance.clone(), Box::new(|_| None))
+            .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?;
+        // Reads are blocking calls; the async side only awaits them.
+        let runtime = PluginRuntime::builder("ta-sqlite")
+            .workers(1)
+            .max_blocking_threads(settings.readers)
+            .build()?;
+        tracing::info!(
+            path = %settings.path.display(),
+            synchronous = settings.synchronous.pragma(),
+            "SQLite store ready"
+        );
+        Ok(Self {
+            writer,
+            readers: Arc::new(Readers::new(settings)),
+            instance: instance.into(),
+            runtime,
+        })
+    }
+
+    /// Runs `read` on a reader connection, on a blocking thread of the plugin's runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: Operation,
+        id: &str,
+        read: impl FnOnce(&rusqlite::Connection, i64) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = Arc::clone(&self.readers);
+        let owned = id.to_owned();
+        self.runtime
+            .run_blocking(op, id, move || {
+                readers.with(op, &owned, |conn| read(conn, now_ms()))
+            })
+            .await
+    }
+
+    async fn write(&self, write: Write) -> Result<Done> {
+        self.writer.submit(write).await
+    }
+}
+
+/// The answer a write of `op` should not have given.
+fn unexpected(op: Operation, id: &str, done: &Done) -> PersistenceError {
+    PersistenceError::plugin(op, id, format!("the writer answered {done:?}"))
+}
+
+#[async_trait]
+impl DocumentStore for SqliteTaskPersistenceManager {
+    async fn insert(&self, doc: TaskDocument) -> Result<()> {
+        let row = Row::of(&doc, Operation::Create)?;
+        self.write(Write::Insert(doc, row)).await.map(drop)
+    }
+
+    async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        Ok(self.get_versioned(task_id).await?.map(|v| v.value))
+    }
+
+    async fn replace(&self, doc: TaskDocument) -> Result<()> {
+        let row = Row::of(&doc, Operation::Update)?;
+        self.write(Write::Replace(doc, row, None)).await.map(drop)
+    }
+
+    async fn remove(&self, task_id: &str) -> Result<()> {
+        self.write(Write::Remove(task_id.to_owned()))
+            .await
+            .map(drop)
+    }
+
+    async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        let rid = request_id.to_owned();
+        let found = self.read(Operation::LoadByRequestId, request_id, move |conn, now| {
+            sql::find(conn, &rid, now)
+        });
+        Ok(found
+            .await?
+            .map(|(task_id, json)| TaskDocument::stored(task_id, json)))
+    }
+
+    async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
+        let id = task_id.to_owned();
+        let instance = Arc::clone(&self.instance);
+        self.read(Operation::Load, task_id, move |conn, now| {
+            let found = sql::get(conn, &id, now)?;
+            Ok(found.map(|(json, version)| {
+                Versioned::new(
+                    TaskDocument::stored(id, json),
+                    sql::etag(&instance, version),
+                )
+            }))
+        })
+        .await
+    }
+
+    async fn replace_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        let row = Row::of(&doc, Operation::Update)?;
+        let id = doc.task_id().to_owned();
+        match self
+            .write(Write::Replace(doc, row, Some(etag.clone())))
+            .await?
+        {
+            Done::ETag(etag) => Ok(etag),
+            other => Err(unexpected(Operation::Update, &id, &other)),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(Operation::Health, "", |conn, _| {
+            conn.query_row("SELECT 1 FROM meta LIMIT 1", [], |_| Ok(()))
+                .map_err(|e| sql::db_error(Operation::Health, "", &e))
+        })
+        .await
+    }
+
+    async fn remove_all(&self) -> Result<u64> {
+        match self.write(Write::RemoveAll).await? {
+            Done::Count(n) => Ok(n),
+            other => Err(unexpected(Operation::Clear, "", &other)),
+        }
+    }
+}
