@@ -161,3 +161,106 @@ impl DocumentStore for SqliteTaskPersistenceManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use ta_persistence_api::{AgentTask, ErrorKind, TaskPersistenceManager, Timestamp};
+
+    use super::*;
+
+    /// A fresh database path under the system's temp dir.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ta-plugin-sqlite-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("tasks.db")
+    }
+
+    fn task(id: &str) -> AgentTask {
+        AgentTask::new(id, "s", "u", Timestamp::now_utc())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etags_never_repeat_across_delete_recreate_and_restart() {
+        let path = scratch("etags");
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for life in 0..3 {
+            let store = SqliteTaskPersistenceManager::open(Settings::new(&path)).unwrap();
+            for round in 0..3 {
+                store.create(task("t")).await.unwrap();
+                let first = store.load_with_etag("t").await.unwrap().unwrap().etag;
+                let second = store.update_if_match(task("t"), &first).await.unwrap();
+                for etag in [first, second] {
+                    assert!(
+                        seen.insert(etag.clone()),
+                        "life {life} round {round}: {etag} repeats"
+                    );
+                    all.push(etag);
+                }
+                store.delete("t").await.unwrap();
+            }
+        }
+        // No ETag of an earlier life of the task matches the current one.
+        let store = SqliteTaskPersistenceManager::open(Settings::new(&path)).unwrap();
+        store.create(task("t")).await.unwrap();
+        for old in &all {
+            let err = store.update_if_match(task("t"), old).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{old}: {err}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_writes_are_committed_together_and_fail_alone() {
+        let path = scratch("group");
+        let store = Arc::new(
+            SqliteTaskPersistenceManager::open(
+                Settings::new(&path).busy_timeout(Duration::from_secs(30)),
+            )
+            .unwrap(),
+        );
+        for i in 0..32 {
+            store.create(task(&format!("old-{i}"))).await.unwrap();
+        }
+        let before = store.writer.commits();
+        // Another connection holds the write lock, so the writes queue up behind it.
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut calls = Vec::new();
+        for i in 0..64 {
+            // Even calls create new tasks; odd ones repeat a stored id and must fail.
+            let id = if i % 2 == 0 {
+                format!("new-{i}")
+            } else {
+                format!("old-{}", i / 2)
+            };
+            let store = Arc::clone(&store);
+            let mut t = task(&id);
+            t.session_id = "group".into();
+            calls.push(tokio::spawn(async move { (id, store.create(t).await) }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        holder.execute_batch("COMMIT").unwrap();
+        for call in calls {
+            let (id, result) = call.await.unwrap();
+            if id.starts_with("new-") {
+                result.unwrap();
+                assert_eq!(store.load(&id).await.unwrap().unwrap().session_id, "group");
+            } else {
+                assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyExists, "{id}");
+                assert_eq!(store.load(&id).await.unwrap().unwrap().session_id, "s");
+            }
+        }
+        // The first write waited for the lock alone; the rest came in one group.
+        let commits = store.writer.commits() - before;
+        assert!(commits <= 3, "64 writes took {commits} transactions");
+    }
+}

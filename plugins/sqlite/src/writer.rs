@@ -12,7 +12,8 @@
 //! IMMEDIATE` retries within the busy timeout, then the whole group fails `Unavailable`
 //! with nothing applied.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -95,6 +96,8 @@ pub(crate) type MaxAge = Box<dyn Fn(u8) -> Option<i64> + Send>;
 #[derive(Debug)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Transactions committed so far (each holding one group of writes).
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -105,15 +108,22 @@ impl Writer {
         max_age: MaxAge,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
         let state = State {
             conn,
             instance,
             max_age,
+            commits: Arc::clone(&commits),
         };
         thread::Builder::new()
             .name("ta-sqlite-writer".into())
             .spawn(move || state.run(&queue))?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, commits })
+    }
+
+    /// How many transactions the thread has committed.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Queues a write and waits, without blocking, for its answer.
@@ -140,6 +150,7 @@ struct State {
     conn: Connection,
     instance: String,
     max_age: MaxAge,
+    commits: Arc<AtomicU64>,
 }
 
 impl State {
@@ -224,7 +235,10 @@ impl State {
             )
             .and_then(|_| tx.commit());
         match committed {
-            Ok(()) => answers,
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                answers
+            }
             // Nothing of the group was applied; writes that failed on their own keep
             // their own error.
             Err(err) => answers
