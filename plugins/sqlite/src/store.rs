@@ -41,8 +41,13 @@ impl SqliteTaskPersistenceManager {
     /// version is refused with an error naming it, and left untouched.
     pub fn open(settings: Settings) -> std::result::Result<Self, BoxError> {
         let (conn, instance) = schema::open(&settings)?;
-        let writer = Writer::start(conn, instance.clone(), Box::new(|_| None))
-            .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?;
+        let writer = Writer::start(
+            conn,
+            instance.clone(),
+            Box::new(|_| None),
+            settings.busy_timeout,
+        )
+        .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?;
         // Reads are blocking calls; the async side only awaits them.
         let runtime = PluginRuntime::builder("ta-sqlite")
             .workers(1)

@@ -12,10 +12,11 @@
 //! IMMEDIATE` retries within the busy timeout, then the whole group fails `Unavailable`
 //! with nothing applied.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, TransactionBehavior};
 use ta_persistence_api::{ETag, Operation, Outcome, PersistenceError, Result, TaskDocument};
@@ -101,15 +102,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread on `conn`, a connection to a prepared database.
+    /// Starts the thread on `conn`, a connection to a prepared database; a lock held by
+    /// another connection is waited for up to `busy_timeout`.
     pub(crate) fn start(
         conn: Connection,
         instance: String,
         max_age: MaxAge,
+        busy_timeout: Duration,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
-        let state = State {
+        let mut state = State {
             conn,
             instance,
             max_age,
@@ -117,7 +120,14 @@ impl Writer {
         };
         thread::Builder::new()
             .name("ta-sqlite-writer".into())
-            .spawn(move || state.run(&queue))?;
+            .spawn(move || {
+                BUSY_LIMIT.set(busy_timeout);
+                // Without the handler the connection keeps SQLite's own busy timeout.
+                if let Err(e) = state.conn.busy_handler(Some(retry_busy)) {
+                    tracing::warn!(error = %e, "cannot install the busy handler");
+                }
+                state.run(&queue)
+            })?;
         Ok(Writer { jobs, commits })
     }
 
@@ -262,6 +272,39 @@ fn apply(conn: &Connection, write: &Write, instance: &str, stamp: Stamp) -> Resu
         Write::RemoveAll => sql::remove_all(conn, stamp.now_ms).map(Done::Count),
         Write::Purge(op, limit) => sql::purge(conn, *op, stamp.now_ms, *limit).map(Done::Count),
     }
+}
+
+thread_local! {
+    /// The writer thread's busy timeout (a busy handler is a plain function).
+    static BUSY_LIMIT: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// When the current wait for the lock began.
+    static BUSY_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The writer's busy handler: retries every millisecond or two until the busy timeout.
+///
+/// SQLite's own handler backs off to 100 ms between tries; the lock is not queued, so
+/// against another process that commits continuously a writer polling that rarely
+/// seldom finds it free and waits out its timeout. Short sleeps catch the gaps between
+/// the other's transactions.
+fn retry_busy(attempt: i32) -> bool {
+    let now = Instant::now();
+    let since = match BUSY_SINCE.get() {
+        Some(since) if attempt > 0 => since,
+        _ => {
+            BUSY_SINCE.set(Some(now));
+            now
+        }
+    };
+    if now.duration_since(since) >= BUSY_LIMIT.get() {
+        return false;
+    }
+    thread::sleep(Duration::from_micros(if attempt < 20 {
+        250
+    } else {
+        1_000
+    }));
+    true
 }
 
 /// The store's clock: milliseconds since the Unix epoch.
