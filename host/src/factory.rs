@@ -36,7 +36,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ta_persistence_api::ffi::ForeignManager;
-use ta_persistence_api::TaskPersistenceManager;
+use ta_persistence_api::{DocumentManager, TaskPersistenceManager, TypedDocuments};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError, ConfigWarning, TIMEOUT_VAR};
@@ -154,7 +154,7 @@ impl From<ConfigError> for FactoryError {
 
 /// Builds the configured backend and hands out one shared manager.
 pub struct PersistenceFactory {
-    manager: Arc<dyn TaskPersistenceManager>,
+    manager: Arc<InstrumentedManager>,
     active: ActiveBackend,
     warnings: Vec<ConfigWarning>,
 }
@@ -239,7 +239,7 @@ impl PersistenceFactory {
                     classes: lib.classes(),
                 };
                 let guarded = GuardedManager::new(manager, label, config.timeout);
-                let mut factory = Self::with_manager(Arc::new(guarded), active).warned(config);
+                let mut factory = Self::with_documents(Arc::new(guarded), active).warned(config);
                 // The loader logged these; an application without a subscriber sees them
                 // too, and they stay on the factory.
                 for exposure in exposures {
@@ -281,6 +281,12 @@ impl PersistenceFactory {
     /// plugin name as its `backend` label (`memory` otherwise), and the fallback gauge is
     /// set from `active`.
     pub fn with_manager(manager: Arc<dyn TaskPersistenceManager>, active: ActiveBackend) -> Self {
+        Self::with_documents(Arc::new(TypedDocuments::new(manager)), active)
+    }
+
+    /// [`with_manager`](Self::with_manager) for a manager that speaks documents itself
+    /// (a loaded plugin), so that they pass through undecoded.
+    fn with_documents(manager: Arc<dyn DocumentManager>, active: ActiveBackend) -> Self {
         instrument::describe();
         instrument::record_fallback(active.is_fallback());
         let backend = match &active {
@@ -309,7 +315,13 @@ impl PersistenceFactory {
 
     /// The shared manager: the same one on every call.
     pub fn get_persistence_manager(&self) -> Arc<dyn TaskPersistenceManager> {
-        Arc::clone(&self.manager)
+        Arc::<InstrumentedManager>::clone(&self.manager)
+    }
+
+    /// The same manager over task documents (a task's JSON as it is stored): for tools
+    /// that move stored tasks without decoding them, as `ta-persist` does.
+    pub fn document_manager(&self) -> Arc<dyn DocumentManager> {
+        Arc::<InstrumentedManager>::clone(&self.manager)
     }
 
     /// Which backend is active, and why.

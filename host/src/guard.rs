@@ -30,8 +30,8 @@ use std::time::Duration;
 use ta_persistence_api::async_trait;
 use ta_persistence_api::ffi::ForeignManager;
 use ta_persistence_api::{
-    AgentTask, ETag, Operation, PersistenceError, Result, TaskDocument, TaskPersistenceManager,
-    Versioned,
+    AgentTask, DocumentManager, ETag, Operation, Page, PageRequest, PersistenceError, Result,
+    TaskDocument, TaskFilter, TaskPersistenceManager, Versioned,
 };
 use tracing::warn;
 
@@ -198,6 +198,18 @@ impl<M: TaskPersistenceManager> TaskPersistenceManager for GuardedManager<M> {
         self.within(Operation::Clear, "", self.inner.clear()).await
     }
 
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        self.within(Operation::List, "", self.inner.list_tasks(filter, page))
+            .await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        self.within(Operation::Purge, "", self.inner.purge()).await
+    }
+}
+
+#[async_trait]
+impl<M: DocumentManager> DocumentManager for GuardedManager<M> {
     async fn create_document(&self, doc: TaskDocument) -> Result<()> {
         let id = doc.task_id().to_owned();
         self.within(Operation::Create, &id, self.inner.create_document(doc))

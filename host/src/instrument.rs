@@ -45,7 +45,8 @@ use std::time::Instant;
 use metrics::{Key, Label, Level, Metadata, Unit};
 use ta_persistence_api::async_trait;
 use ta_persistence_api::{
-    AgentTask, ETag, ErrorKind, Operation, Result, TaskDocument, TaskPersistenceManager, Versioned,
+    AgentTask, DocumentManager, ETag, ErrorKind, Operation, Page, PageRequest, Result,
+    TaskDocument, TaskFilter, TaskPersistenceManager, Versioned,
 };
 use tracing::field::Empty;
 use tracing::Instrument as _;
@@ -150,7 +151,7 @@ impl Keys {
 /// `persistence` span (see the module doc). The factory wraps every manager it hands out
 /// in one.
 pub struct InstrumentedManager {
-    inner: Arc<dyn TaskPersistenceManager>,
+    inner: Arc<dyn DocumentManager>,
     /// The same store as `inner` when it is the built-in one: its operations complete
     /// synchronously, so the busiest calls run directly, without the boxed future and
     /// the extra poll of a call through `inner`.
@@ -177,7 +178,7 @@ enum Subject<'a> {
 
 impl InstrumentedManager {
     /// Wraps `inner`; `backend` is the `backend` label and span field (see the module doc).
-    pub fn new(inner: Arc<dyn TaskPersistenceManager>, backend: &str) -> Self {
+    pub fn new(inner: Arc<dyn DocumentManager>, backend: &str) -> Self {
         InstrumentedManager {
             inner,
             built_in: None,
@@ -200,7 +201,7 @@ impl InstrumentedManager {
     }
 
     /// The wrapped manager.
-    pub fn inner(&self) -> &Arc<dyn TaskPersistenceManager> {
+    pub fn inner(&self) -> &Arc<dyn DocumentManager> {
         &self.inner
     }
 
@@ -332,6 +333,21 @@ impl TaskPersistenceManager for InstrumentedManager {
             .await
     }
 
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let span = self.span(Operation::List, Subject::None);
+        self.observe(Operation::List, span, self.inner.list_tasks(filter, page))
+            .await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        let span = self.span(Operation::Purge, Subject::None);
+        self.observe(Operation::Purge, span, self.inner.purge())
+            .await
+    }
+}
+
+#[async_trait]
+impl DocumentManager for InstrumentedManager {
     async fn create_document(&self, doc: TaskDocument) -> Result<()> {
         let span = self.span(Operation::Create, Subject::Task(doc.task_id()));
         let call = self.inner.create_document(doc);

@@ -39,6 +39,7 @@ pub use loader::LoadError;
 pub use memory::{InMemoryPersistenceManager, MemoryStats};
 pub use ta_persistence_api as api;
 pub use ta_persistence_api::{
-    AgentTask, AgentTaskItem, ContentType, ETag, ErrorKind, MultiModalItem, Outcome,
-    PersistenceError, Role, TaskPersistenceManager, TaskStatus, Timestamp, Versioned,
+    AgentTask, AgentTaskItem, ContentType, Cursor, DocumentManager, ETag, ErrorKind,
+    MultiModalItem, Outcome, Page, PageRequest, PersistenceError, RetentionPolicy, Role,
+    TaskFilter, TaskPersistenceManager, TaskStatus, TaskSummary, Timestamp, Versioned,
 };

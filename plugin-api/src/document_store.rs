@@ -9,7 +9,8 @@
 use async_trait::async_trait;
 
 use crate::document::{validate_task_ids, TaskDocument};
-use crate::error::{validate_id, Operation, Result};
+use crate::error::{validate_id, Operation, PersistenceError, Result};
+use crate::listing::{Page, PageRequest, TaskFilter};
 use crate::manager::{ETag, TaskPersistenceManager, Versioned};
 use crate::model::AgentTask;
 
@@ -45,6 +46,57 @@ pub trait DocumentStore: Send + Sync + 'static {
 
     /// Removes every task of this store; returns how many.
     async fn remove_all(&self) -> Result<u64>;
+
+    /// One page of the tasks `filter` matches, in listing order (see
+    /// [`crate::listing`]); the default answers `Unsupported`.
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let _ = (filter, page);
+        Err(PersistenceError::unsupported(
+            Operation::List,
+            std::any::type_name::<Self>(),
+            None,
+        ))
+    }
+
+    /// Removes every task whose retention has expired; returns how many. The default
+    /// answers `Unsupported`.
+    async fn purge_expired(&self) -> Result<u64> {
+        Err(PersistenceError::unsupported(
+            Operation::Purge,
+            std::any::type_name::<Self>(),
+            None,
+        ))
+    }
+}
+
+/// The operations of [`TaskPersistenceManager`] over [`TaskDocument`]s: how tasks cross
+/// the plugin boundary and how the command line moves raw documents.
+///
+/// Boundary plumbing, not the contract: applications use [`TaskPersistenceManager`].
+/// Every [`DocumentStore`] is one (its documents pass through untouched), and
+/// [`TypedDocuments`] makes one of any typed manager, by encoding and decoding.
+#[async_trait]
+pub trait DocumentManager: TaskPersistenceManager {
+    /// [`create`](TaskPersistenceManager::create) of an encoded task.
+    async fn create_document(&self, doc: TaskDocument) -> Result<()>;
+
+    /// [`load`](TaskPersistenceManager::load), encoded.
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>>;
+
+    /// [`update`](TaskPersistenceManager::update) with an encoded task.
+    async fn update_document(&self, doc: TaskDocument) -> Result<()>;
+
+    /// [`load_by_request_id`](TaskPersistenceManager::load_by_request_id), encoded.
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>>;
+
+    /// [`load_with_etag`](TaskPersistenceManager::load_with_etag), encoded.
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>>;
+
+    /// [`update_if_match`](TaskPersistenceManager::update_if_match) with an encoded task.
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag>;
 }
 
 #[async_trait]
@@ -97,6 +149,17 @@ impl<T: DocumentStore> TaskPersistenceManager for T {
         self.remove_all().await
     }
 
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        self.list(filter, page).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        self.purge_expired().await
+    }
+}
+
+#[async_trait]
+impl<T: DocumentStore> DocumentManager for T {
     async fn create_document(&self, doc: TaskDocument) -> Result<()> {
         doc.validate_ids(Operation::Create)?;
         self.insert(doc).await
@@ -128,5 +191,121 @@ impl<T: DocumentStore> TaskPersistenceManager for T {
     async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
         doc.validate_ids(Operation::Update)?;
         self.replace_if_match(doc, etag).await
+    }
+}
+
+/// A typed manager as a [`DocumentManager`]: documents are decoded on the way in and
+/// encoded on the way out. The export macro wraps a plugin's typed manager in it.
+#[derive(Debug)]
+pub struct TypedDocuments<M>(M);
+
+impl<M: TaskPersistenceManager> TypedDocuments<M> {
+    /// Wraps `manager`.
+    pub fn new(manager: M) -> Self {
+        TypedDocuments(manager)
+    }
+
+    /// The wrapped manager.
+    pub fn inner(&self) -> &M {
+        &self.0
+    }
+}
+
+/// The task a document sent to `op` holds; a document that is not a valid task is
+/// `InvalidInput`. For a typed manager's [`DocumentManager`] methods.
+pub fn decode_document(op: Operation, doc: &TaskDocument) -> Result<AgentTask> {
+    doc.to_task()
+        .map_err(|e| PersistenceError::invalid(op, doc.task_id(), e.to_string()))
+}
+
+#[async_trait]
+impl<M: TaskPersistenceManager> TaskPersistenceManager for TypedDocuments<M> {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        self.0.create(task).await
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        self.0.load(task_id).await
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        self.0.update(task).await
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        self.0.delete(task_id).await
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        self.0.load_by_request_id(request_id).await
+    }
+
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        self.0.load_with_etag(task_id).await
+    }
+
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        self.0.update_if_match(task, etag).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.0.health().await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.0.clear().await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        self.0.list_tasks(filter, page).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        self.0.purge().await
+    }
+}
+
+#[async_trait]
+impl<M: TaskPersistenceManager> DocumentManager for TypedDocuments<M> {
+    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
+        let task = decode_document(Operation::Create, &doc)?;
+        self.0.create(task).await
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        Ok(self
+            .0
+            .load(task_id)
+            .await?
+            .map(|task| TaskDocument::from_task(&task)))
+    }
+
+    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
+        let task = decode_document(Operation::Update, &doc)?;
+        self.0.update(task).await
+    }
+
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        Ok(self
+            .0
+            .load_by_request_id(request_id)
+            .await?
+            .map(|task| TaskDocument::from_task(&task)))
+    }
+
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>> {
+        Ok(self
+            .0
+            .load_with_etag(task_id)
+            .await?
+            .map(|v| Versioned::new(TaskDocument::from_task(&v.value), v.etag)))
+    }
+
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        let task = decode_document(Operation::Update, &doc)?;
+        self.0.update_if_match(task, etag).await
     }
 }

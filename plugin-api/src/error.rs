@@ -25,31 +25,38 @@ use std::time::Duration;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The operation that failed.
+///
+/// Its discriminants are stable: they are the operation's code across the plugin
+/// boundary ([`Operation::code`]), so a new operation takes the next free code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Operation {
     /// `create(task)`.
-    Create,
+    Create = 0,
     /// `load(task_id)` or `load_with_etag(task_id)`.
-    Load,
+    Load = 1,
     /// `update(task)` or `update_if_match(task, etag)`.
-    Update,
+    Update = 2,
     /// `delete(task_id)`.
-    Delete,
+    Delete = 3,
     /// `load_by_request_id(request_id)`.
-    LoadByRequestId,
+    LoadByRequestId = 4,
     /// `health()`.
-    Health,
+    Health = 5,
     /// `clear()`.
-    Clear,
+    Clear = 6,
     /// Constructing a manager (a plugin's constructor, a connection at start-up).
-    Construct,
+    Construct = 7,
+    /// `list_tasks(filter, page)`.
+    List = 8,
+    /// `purge()`.
+    Purge = 9,
 }
 
 impl Operation {
-    /// Every operation, in a fixed order (their position is their code across the plugin
-    /// boundary: add new ones at the end).
-    pub const ALL: [Operation; 8] = [
+    /// Every operation, in the order of their codes.
+    pub const ALL: [Operation; 10] = [
         Operation::Create,
         Operation::Load,
         Operation::Update,
@@ -58,7 +65,19 @@ impl Operation {
         Operation::Health,
         Operation::Clear,
         Operation::Construct,
+        Operation::List,
+        Operation::Purge,
     ];
+
+    /// The operation's stable code across the plugin boundary.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The operation with this code, if there is one.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
 
     /// The operation's name as the trait spells it.
     pub fn as_str(self) -> &'static str {
@@ -71,6 +90,8 @@ impl Operation {
             Operation::Health => "health",
             Operation::Clear => "clear",
             Operation::Construct => "construct",
+            Operation::List => "list_tasks",
+            Operation::Purge => "purge",
         }
     }
 
@@ -78,7 +99,11 @@ impl Operation {
     fn subject(self) -> &'static str {
         match self {
             Operation::LoadByRequestId => "request",
-            Operation::Health | Operation::Clear | Operation::Construct => "",
+            Operation::Health
+            | Operation::Clear
+            | Operation::Construct
+            | Operation::List
+            | Operation::Purge => "",
             _ => "task",
         }
     }
@@ -115,6 +140,8 @@ pub enum ErrorKind {
     Backend = 8,
     /// A plugin failed (it panicked, or broke the interface's rules).
     Plugin = 9,
+    /// The backend does not offer the operation (a plugin built for an older interface).
+    Unsupported = 10,
 }
 
 impl ErrorKind {
@@ -130,6 +157,7 @@ impl ErrorKind {
             7 => ErrorKind::Timeout,
             8 => ErrorKind::Backend,
             9 => ErrorKind::Plugin,
+            10 => ErrorKind::Unsupported,
             _ => return None,
         })
     }
@@ -146,11 +174,16 @@ impl ErrorKind {
 }
 
 impl Operation {
-    /// Whether the operation changes stored data (`create`, `update`, `delete`, `clear`).
+    /// Whether the operation changes stored data (`create`, `update`, `delete`, `clear`,
+    /// `purge`).
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Operation::Create | Operation::Update | Operation::Delete | Operation::Clear
+            Operation::Create
+                | Operation::Update
+                | Operation::Delete
+                | Operation::Clear
+                | Operation::Purge
         )
     }
 }
@@ -320,6 +353,26 @@ pub enum PersistenceError {
         #[source]
         source: BoxError,
     },
+
+    /// The backend does not offer this operation: a plugin built for an older interface
+    /// version, or a manager that does not implement it. Nothing was changed.
+    #[error("{op}: not supported by {backend}{}", interface_suffix(*.interface_version))]
+    Unsupported {
+        /// The operation asked for.
+        op: Operation,
+        /// The backend: a plugin's name, or a manager's type.
+        backend: String,
+        /// The interface version the plugin was built for, when it is a plugin.
+        interface_version: Option<u32>,
+    },
+}
+
+/// The end of an `Unsupported` message naming the plugin's interface version.
+fn interface_suffix(version: Option<u32>) -> String {
+    match version {
+        Some(v) => format!(" (built for plugin interface version {v})"),
+        None => String::new(),
+    }
 }
 
 impl PersistenceError {
@@ -335,6 +388,7 @@ impl PersistenceError {
             PersistenceError::Timeout { .. } => ErrorKind::Timeout,
             PersistenceError::Backend { .. } => ErrorKind::Backend,
             PersistenceError::Plugin { .. } => ErrorKind::Plugin,
+            PersistenceError::Unsupported { .. } => ErrorKind::Unsupported,
         }
     }
 
@@ -349,7 +403,8 @@ impl PersistenceError {
             | PersistenceError::Unavailable { op, .. }
             | PersistenceError::Timeout { op, .. }
             | PersistenceError::Backend { op, .. }
-            | PersistenceError::Plugin { op, .. } => *op,
+            | PersistenceError::Plugin { op, .. }
+            | PersistenceError::Unsupported { op, .. } => *op,
         }
     }
 
@@ -366,6 +421,7 @@ impl PersistenceError {
             | PersistenceError::Timeout { id, .. }
             | PersistenceError::Backend { id, .. }
             | PersistenceError::Plugin { id, .. } => id,
+            PersistenceError::Unsupported { .. } => "",
         }
     }
 
@@ -392,6 +448,11 @@ impl PersistenceError {
     /// `true` for [`ErrorKind::Corrupt`].
     pub fn is_corrupt(&self) -> bool {
         self.kind() == ErrorKind::Corrupt
+    }
+
+    /// `true` for [`ErrorKind::Unsupported`].
+    pub fn is_unsupported(&self) -> bool {
+        self.kind() == ErrorKind::Unsupported
     }
 
     /// Whether the failure may pass (see [`ErrorKind::is_transient`]); whether the call
@@ -463,6 +524,57 @@ impl PersistenceError {
             op,
             id: id.into(),
             source: source.into(),
+        }
+    }
+
+    /// An [`ErrorKind::AlreadyExists`] error.
+    pub fn already_exists(op: Operation, task_id: impl Into<String>) -> Self {
+        PersistenceError::AlreadyExists {
+            op,
+            task_id: task_id.into(),
+        }
+    }
+
+    /// An [`ErrorKind::NotFound`] error.
+    pub fn not_found(op: Operation, task_id: impl Into<String>) -> Self {
+        PersistenceError::NotFound {
+            op,
+            task_id: task_id.into(),
+        }
+    }
+
+    /// An [`ErrorKind::Conflict`] error: the stored task no longer has `expected`.
+    pub fn conflict(
+        op: Operation,
+        task_id: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        PersistenceError::Conflict {
+            op,
+            task_id: task_id.into(),
+            expected: expected.into(),
+        }
+    }
+
+    /// An [`ErrorKind::Corrupt`] error with the reason the stored data could not be read.
+    pub fn corrupt(op: Operation, task_id: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PersistenceError::Corrupt {
+            op,
+            task_id: task_id.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`ErrorKind::Unsupported`] error: `backend` does not offer `op`.
+    pub fn unsupported(
+        op: Operation,
+        backend: impl Into<String>,
+        interface_version: Option<u32>,
+    ) -> Self {
+        PersistenceError::Unsupported {
+            op,
+            backend: backend.into(),
+            interface_version,
         }
     }
 
@@ -634,18 +746,28 @@ mod tests {
             Timeout,
             Backend,
             Plugin,
+            Unsupported,
         ];
         for kind in all {
             // Exhaustive: a new kind stops this compiling until it is listed above.
             match kind {
                 AlreadyExists | NotFound | InvalidInput | Conflict | Corrupt | Unavailable
-                | Timeout | Backend | Plugin => {}
+                | Timeout | Backend | Plugin | Unsupported => {}
             }
             assert_eq!(ErrorKind::from_u8(kind as u8), Some(kind), "{kind:?}");
         }
         // Every discriminant that maps to a kind is one of them, each once, in order.
         let mapped: Vec<ErrorKind> = (0..=u8::MAX).filter_map(ErrorKind::from_u8).collect();
         assert_eq!(mapped, all);
+    }
+
+    #[test]
+    fn operations_round_trip_through_their_code() {
+        for (i, op) in Operation::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(op.code()), i, "{op}");
+            assert_eq!(Operation::from_code(op.code()), Some(op));
+        }
+        assert_eq!(Operation::from_code(Operation::ALL.len() as u8), None);
     }
 
     #[test]

@@ -29,19 +29,23 @@ pub mod document;
 pub mod document_store;
 pub mod error;
 pub mod ffi;
+pub mod listing;
 pub mod manager;
 pub mod model;
+pub mod retention;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod runtime;
 
 pub use document::{validate_task_ids, TaskDocument};
-pub use document_store::DocumentStore;
+pub use document_store::{decode_document, DocumentManager, DocumentStore, TypedDocuments};
 pub use error::{validate_id, BoxError, ErrorKind, Operation, Outcome, PersistenceError, Result};
+pub use listing::{Cursor, Page, PageRequest, TaskFilter, TaskSummary};
 pub use manager::{ETag, TaskPersistenceManager, Versioned};
 pub use model::{
     AgentTask, AgentTaskItem, ContentType, MultiModalItem, Role, TaskStatus, Timestamp,
 };
+pub use retention::RetentionPolicy;
 
 /// Re-exported so implementors use the same `async_trait` the trait was declared with.
 pub use async_trait::async_trait;

@@ -5,8 +5,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::document::TaskDocument;
 use crate::error::{Operation, PersistenceError, Result};
+use crate::listing::{Page, PageRequest, TaskFilter};
 use crate::model::AgentTask;
 
 /// An opaque version tag of a stored task: it changes whenever the stored task changes.
@@ -85,12 +85,16 @@ impl<T> Versioned<T> {
 ///   stored data that cannot be decoded is `Corrupt`; every error names its operation
 ///   and id ([`PersistenceError`]).
 ///
-/// # Documents
+/// - **Listing.** `list_tasks` returns one page of the tasks a [`TaskFilter`] matches,
+///   newest `created_at` first (ties by task id, descending), paged by an opaque cursor
+///   (see [`crate::listing`] for the order, the paging guarantee and the cursor's checks).
+/// - **Retention.** A store configured with a [`RetentionPolicy`](crate::retention::RetentionPolicy)
+///   forgets finished tasks a set time after their last write (see [`crate::retention`]);
+///   `purge` removes what has expired now.
 ///
-/// The `*_document` methods are the same operations over [`TaskDocument`]s (a task as
-/// its JSON text plus its indexed fields). They are how tasks cross the plugin boundary.
-/// Their default bodies decode and encode through the typed methods; a store that keeps
-/// JSON overrides them to skip that work.
+/// `list_tasks` and `purge` have default bodies that answer
+/// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported), so a manager written
+/// before they existed still compiles; every backend of this project implements them.
 #[async_trait]
 pub trait TaskPersistenceManager: Send + Sync + 'static {
     /// Stores a new task; `AlreadyExists` if its id is taken.
@@ -122,54 +126,71 @@ pub trait TaskPersistenceManager: Send + Sync + 'static {
     /// An administrative operation: applications never need it.
     async fn clear(&self) -> Result<u64>;
 
-    /// [`create`](Self::create) of an encoded task.
-    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
-        let task = decode(Operation::Create, &doc)?;
-        self.create(task).await
+    /// One page of the tasks `filter` matches, in listing order.
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let _ = (filter, page);
+        Err(PersistenceError::unsupported(
+            Operation::List,
+            std::any::type_name::<Self>(),
+            None,
+        ))
     }
 
-    /// [`load`](Self::load), returning the encoded task.
-    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
-        Ok(self
-            .load(task_id)
-            .await?
-            .map(|task| TaskDocument::from_task(&task)))
-    }
-
-    /// [`update`](Self::update) of an encoded task.
-    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
-        let task = decode(Operation::Update, &doc)?;
-        self.update(task).await
-    }
-
-    /// [`load_by_request_id`](Self::load_by_request_id), returning the encoded task.
-    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
-        Ok(self
-            .load_by_request_id(request_id)
-            .await?
-            .map(|task| TaskDocument::from_task(&task)))
-    }
-
-    /// [`load_with_etag`](Self::load_with_etag), returning the encoded task.
-    async fn load_document_with_etag(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<Versioned<TaskDocument>>> {
-        Ok(self
-            .load_with_etag(task_id)
-            .await?
-            .map(|v| Versioned::new(TaskDocument::from_task(&v.value), v.etag)))
-    }
-
-    /// [`update_if_match`](Self::update_if_match) of an encoded task.
-    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
-        let task = decode(Operation::Update, &doc)?;
-        self.update_if_match(task, etag).await
+    /// Removes every task whose retention has expired; returns how many.
+    async fn purge(&self) -> Result<u64> {
+        Err(PersistenceError::unsupported(
+            Operation::Purge,
+            std::any::type_name::<Self>(),
+            None,
+        ))
     }
 }
 
-/// Decodes a document handed to a write method; a bad one is the caller's invalid input.
-fn decode(op: Operation, doc: &TaskDocument) -> Result<AgentTask> {
-    doc.to_task()
-        .map_err(|e| PersistenceError::invalid(op, doc.task_id(), e.to_string()))
+/// A shared manager is a manager: `Arc<dyn TaskPersistenceManager>` can be handed to
+/// anything that takes one by value (an adapter, a decorator).
+#[async_trait]
+impl<M: TaskPersistenceManager + ?Sized> TaskPersistenceManager for std::sync::Arc<M> {
+    async fn create(&self, task: AgentTask) -> Result<()> {
+        (**self).create(task).await
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        (**self).load(task_id).await
+    }
+
+    async fn update(&self, task: AgentTask) -> Result<()> {
+        (**self).update(task).await
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<()> {
+        (**self).delete(task_id).await
+    }
+
+    async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        (**self).load_by_request_id(request_id).await
+    }
+
+    async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {
+        (**self).load_with_etag(task_id).await
+    }
+
+    async fn update_if_match(&self, task: AgentTask, etag: &ETag) -> Result<ETag> {
+        (**self).update_if_match(task, etag).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        (**self).health().await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        (**self).clear().await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        (**self).list_tasks(filter, page).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        (**self).purge().await
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ta_persistence::{InMemoryPersistenceManager, MemoryStats};
 use ta_persistence_api::conformance::{cases, run_suite};
+use ta_persistence_api::DocumentManager;
 use ta_persistence_api::{
     AgentTask, AgentTaskItem, MultiModalItem, Role, TaskPersistenceManager, TaskStatus, Timestamp,
 };
@@ -12,7 +13,7 @@ use ta_persistence_api::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_memory_store_passes_the_conformance_suite() {
     let report = run_suite(
-        || async { Arc::new(InMemoryPersistenceManager::new()) as Arc<dyn TaskPersistenceManager> },
+        || async { Arc::new(InMemoryPersistenceManager::new()) as Arc<dyn DocumentManager> },
         None,
     )
     .await;
@@ -29,7 +30,7 @@ async fn the_in_memory_store_passes_the_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_runs_only_the_matching_cases() {
     let report = run_suite(
-        || async { Arc::new(InMemoryPersistenceManager::new()) as Arc<dyn TaskPersistenceManager> },
+        || async { Arc::new(InMemoryPersistenceManager::new()) as Arc<dyn DocumentManager> },
         Some("etag"),
     )
     .await;
@@ -80,7 +81,7 @@ fn sizes(store: &InMemoryPersistenceManager) -> (usize, usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_is_empty_once_every_task_is_deleted() {
     let memory = InMemoryPersistenceManager::new();
-    let store: Arc<dyn TaskPersistenceManager> = Arc::new(memory.clone());
+    let store: Arc<dyn DocumentManager> = Arc::new(memory.clone());
     let shared = "shared".to_owned();
     let ids: Vec<String> = (0..20).map(|n| format!("task-{n}")).collect();
     for (n, id) in ids.iter().enumerate() {

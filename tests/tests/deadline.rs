@@ -47,7 +47,7 @@ async fn every_call_into_a_hanging_plugin_times_out_naming_the_operation() {
         "{}",
         factory.active_backend()
     );
-    let store = factory.get_persistence_manager();
+    let store = factory.document_manager();
     // From here on the clock only moves when every task waits: each deadline passes
     // at once, in virtual time.
     tokio::time::pause();

@@ -9,10 +9,11 @@ use ta_persistence::config::Config;
 use ta_persistence::{
     ActiveBackend, ErrorKind, PersistenceError, PersistenceFactory, TaskPersistenceManager,
 };
+use ta_persistence_api::DocumentManager;
 use ta_persistence_api::Operation;
 use ta_persistence_tests::cdylib::plugin;
 
-fn wrong_answers() -> Arc<dyn TaskPersistenceManager> {
+fn wrong_answers() -> Arc<dyn DocumentManager> {
     let config = Config::plugin(plugin("ta-fixture-misbehaving"), "WrongAnswers");
     let factory = PersistenceFactory::from_config(&config).expect("the default policy never fails");
     assert!(
@@ -20,7 +21,7 @@ fn wrong_answers() -> Arc<dyn TaskPersistenceManager> {
         "{}",
         factory.active_backend()
     );
-    factory.get_persistence_manager()
+    factory.document_manager()
 }
 
 #[track_caller]

@@ -10,6 +10,7 @@ use ta_persistence::loader::load_plugin;
 use ta_persistence::{AgentTask, ErrorKind, TaskPersistenceManager, Timestamp};
 use ta_persistence_api::conformance::run_suite;
 use ta_persistence_api::ffi::ForeignManager;
+use ta_persistence_api::DocumentManager;
 use ta_persistence_tests::cdylib::plugin;
 
 const CLASS: &str = "FileTaskPersistenceManager";
@@ -36,7 +37,7 @@ fn open(dir: &Path) -> ForeignManager {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suite_passes_against_the_file_plugin_library() {
     let report = run_suite(
-        || async { Arc::new(open(&scratch_dir("suite"))) as Arc<dyn TaskPersistenceManager> },
+        || async { Arc::new(open(&scratch_dir("suite"))) as Arc<dyn DocumentManager> },
         None,
     )
     .await;

@@ -11,6 +11,7 @@ use ta_persistence::{
 };
 use ta_persistence_api::conformance::run_suite;
 use ta_persistence_api::ffi::{Exported, ForeignManager};
+use ta_persistence_api::DocumentManager;
 use ta_persistence_tests::cdylib::plugin;
 
 const MEMORY_CLASS: &str = "MemoryTaskPersistenceManager";
@@ -24,7 +25,7 @@ async fn the_suite_passes_through_the_ffi_adapters_in_process() {
     let report = run_suite(
         || async {
             let exported = Exported::new(InMemoryPersistenceManager::new()).into_ffi();
-            Arc::new(ForeignManager::new(exported, "in-process")) as Arc<dyn TaskPersistenceManager>
+            Arc::new(ForeignManager::new(exported, "in-process")) as Arc<dyn DocumentManager>
         },
         None,
     )
@@ -42,7 +43,7 @@ async fn the_suite_passes_against_the_memory_plugin_library() {
             async move {
                 // A fresh manager of the loaded library for every case.
                 let (_, manager) = load_plugin(&path, Some(MEMORY_CLASS), &no_vars()).unwrap();
-                Arc::new(manager) as Arc<dyn TaskPersistenceManager>
+                Arc::new(manager) as Arc<dyn DocumentManager>
             }
         },
         None,

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use ta_persistence::config::{parse_bool, Config};
 use ta_persistence::loader::load_plugin;
-use ta_persistence::{PersistenceFactory, TaskPersistenceManager};
+use ta_persistence::PersistenceFactory;
 use ta_persistence_api::conformance::run_suite;
+use ta_persistence_api::DocumentManager;
 use ta_persistence_tests::cdylib::{plugin, ta_persist, workspace_root};
 
 fn readme() -> String {
@@ -129,7 +130,7 @@ async fn the_readme_plugin_passes_the_suite_through_its_library() {
             let path = path.clone();
             async move {
                 let (_, manager) = load_plugin(&path, Some("MyStore"), &BTreeMap::new()).unwrap();
-                Arc::new(manager) as Arc<dyn TaskPersistenceManager>
+                Arc::new(manager) as Arc<dyn DocumentManager>
             }
         },
         None,

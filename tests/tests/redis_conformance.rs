@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ta_persistence_api::conformance::{cases, run_suite};
+use ta_persistence_api::DocumentManager;
 use ta_persistence_api::TaskPersistenceManager;
 use ta_persistence_tests::redis_server::{load_redis_plugin, RedisServer};
 
@@ -15,7 +16,7 @@ async fn the_redis_plugin_passes_the_conformance_suite() {
     let prefix = format!("ta-conformance-{}", std::process::id());
     let manager =
         load_redis_plugin(&server.vars_with_prefix(&prefix)).expect("the Redis plugin loads");
-    let store: Arc<dyn TaskPersistenceManager> = Arc::new(manager);
+    let store: Arc<dyn DocumentManager> = Arc::new(manager);
     let report = run_suite(
         || {
             let store = Arc::clone(&store);

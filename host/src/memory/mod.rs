@@ -14,8 +14,8 @@ mod packed;
 
 use packed::Packed;
 use ta_persistence_api::{
-    async_trait, validate_id, validate_task_ids, AgentTask, ETag, Operation, PersistenceError,
-    Result, TaskPersistenceManager, Versioned,
+    async_trait, decode_document, validate_id, validate_task_ids, AgentTask, DocumentManager, ETag,
+    Operation, PersistenceError, Result, TaskDocument, TaskPersistenceManager, Versioned,
 };
 
 /// The built-in in-memory task store.
@@ -432,6 +432,44 @@ impl TaskPersistenceManager for InMemoryPersistenceManager {
         state.tasks.clear();
         state.index.clear();
         Ok(removed)
+    }
+}
+
+// The built-in store keeps decoded tasks: documents are decoded on the way in and encoded
+// on the way out, as `TypedDocuments` would, without its extra call on the typed path.
+#[async_trait]
+impl DocumentManager for InMemoryPersistenceManager {
+    async fn create_document(&self, doc: TaskDocument) -> Result<()> {
+        self.create_now(decode_document(Operation::Create, &doc)?)
+    }
+
+    async fn load_document(&self, task_id: &str) -> Result<Option<TaskDocument>> {
+        Ok(self.load_now(task_id)?.map(|t| TaskDocument::from_task(&t)))
+    }
+
+    async fn update_document(&self, doc: TaskDocument) -> Result<()> {
+        self.update_now(decode_document(Operation::Update, &doc)?)
+    }
+
+    async fn load_document_by_request_id(&self, request_id: &str) -> Result<Option<TaskDocument>> {
+        Ok(self
+            .load_by_request_id_now(request_id)?
+            .map(|t| TaskDocument::from_task(&t)))
+    }
+
+    async fn load_document_with_etag(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<Versioned<TaskDocument>>> {
+        Ok(self
+            .load_with_etag(task_id)
+            .await?
+            .map(|v| Versioned::new(TaskDocument::from_task(&v.value), v.etag)))
+    }
+
+    async fn update_document_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag> {
+        let task = decode_document(Operation::Update, &doc)?;
+        self.update_if_match(task, etag).await
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Barrier;
 
 use super::fixtures::{self, Ns, SECOND};
 use super::{CaseFailure, CaseResult};
-use crate::manager::TaskPersistenceManager;
+use crate::document_store::DocumentManager;
 use crate::model::{AgentTask, TaskStatus};
 
 /// Runs each future on its own tokio task, all starting together; their outputs in order.
@@ -50,9 +50,7 @@ pub(super) async fn all_pass(steps: Vec<BoxFuture<'static, CaseResult>>) -> Case
 }
 
 /// 100 concurrent creates of distinct ids all land, and each task loads equal.
-pub async fn concurrent_creates_of_distinct_ids(
-    store: Arc<dyn TaskPersistenceManager>,
-) -> CaseResult {
+pub async fn concurrent_creates_of_distinct_ids(store: Arc<dyn DocumentManager>) -> CaseResult {
     let ns = Ns::new("concurrent_creates_of_distinct_ids");
     let tasks: Vec<AgentTask> = (0..100)
         .map(|n| fixtures::task(&ns.id(format!("task-{n}")), &[ns.id(format!("r{n}"))]))
@@ -87,7 +85,7 @@ pub async fn concurrent_creates_of_distinct_ids(
 }
 
 /// 50 concurrent updates (to `Paused`, each adding an item) of distinct tasks all land.
-pub async fn concurrent_updates_all_persist(store: Arc<dyn TaskPersistenceManager>) -> CaseResult {
+pub async fn concurrent_updates_all_persist(store: Arc<dyn DocumentManager>) -> CaseResult {
     let ns = Ns::new("concurrent_updates_all_persist");
     let mut updated = Vec::new();
     for n in 0..50 {
@@ -121,7 +119,7 @@ pub async fn concurrent_updates_all_persist(store: Arc<dyn TaskPersistenceManage
 
 /// Concurrent creates, updates, deletes and loads of distinct tasks: afterwards new tasks
 /// exist, updated ones are `Completed`, deleted ones are gone, loaded ones are unchanged.
-pub async fn concurrent_mixed_operations(store: Arc<dyn TaskPersistenceManager>) -> CaseResult {
+pub async fn concurrent_mixed_operations(store: Arc<dyn DocumentManager>) -> CaseResult {
     let ns = Ns::new("concurrent_mixed_operations");
     let task = |group: &str, n: usize| {
         fixtures::task(
@@ -204,9 +202,7 @@ pub async fn concurrent_mixed_operations(store: Arc<dyn TaskPersistenceManager>)
 
 /// Ten tasks sharing three request ids, created concurrently (with a tie on the earliest
 /// `created_at`): 20 concurrent lookups all return the same, first-created task.
-pub async fn concurrent_tasks_sharing_request_ids(
-    store: Arc<dyn TaskPersistenceManager>,
-) -> CaseResult {
+pub async fn concurrent_tasks_sharing_request_ids(store: Arc<dyn DocumentManager>) -> CaseResult {
     let ns = Ns::new("concurrent_tasks_sharing_request_ids");
     let shared: Vec<String> = (0..3).map(|n| ns.id(format!("shared-{n}"))).collect();
     let offsets = [5, 3, 8, 1, 9, 1, 4, 7, 2, 6];
@@ -250,7 +246,7 @@ pub async fn concurrent_tasks_sharing_request_ids(
 /// Concurrent updates and deletes, with lookups running alongside: every lookup returns a
 /// task holding the request id, and afterwards each request id finds exactly its holders.
 pub async fn concurrent_writes_keep_index_consistent(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
 ) -> CaseResult {
     let ns = Ns::new("concurrent_writes_keep_index_consistent");
     let shared = ns.id("shared");

@@ -9,13 +9,13 @@ use futures::FutureExt;
 use super::concurrency::{all_pass, spawn_all};
 use super::fixtures::{self, Ns};
 use super::CaseResult;
-use crate::manager::TaskPersistenceManager;
+use crate::document_store::DocumentManager;
 use crate::model::{AgentTask, TaskStatus};
 
 /// 64 concurrent creates of one id: exactly one succeeds, the rest are `AlreadyExists`,
 /// and the stored task (and index) is the winner's.
 pub async fn concurrent_creates_of_one_id_have_one_winner(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
 ) -> CaseResult {
     let ns = Ns::new("concurrent_creates_of_one_id_have_one_winner");
     let id = ns.id("task");
@@ -68,7 +68,7 @@ pub async fn concurrent_creates_of_one_id_have_one_winner(
 /// 32 concurrent `update_if_match` calls with one ETag: exactly one succeeds, the rest are
 /// `Conflict`, and the stored task, ETag and index are the winner's.
 pub async fn concurrent_update_if_match_has_one_winner(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
 ) -> CaseResult {
     let ns = Ns::new("concurrent_update_if_match_has_one_winner");
     let id = ns.id("task");
@@ -130,7 +130,7 @@ pub async fn concurrent_update_if_match_has_one_winner(
 /// 64 concurrent read-modify-write turns through `load_with_etag`/`update_if_match`, each
 /// appending one item and retrying on `Conflict`: no turn is lost.
 pub async fn concurrent_read_modify_write_loses_nothing(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
 ) -> CaseResult {
     const TURNS: usize = 64;
     const MAX_ATTEMPTS: usize = 10_000;

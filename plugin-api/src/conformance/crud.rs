@@ -2,12 +2,12 @@
 
 use super::fixtures::{self, Ns};
 use super::CaseResult;
+use crate::document_store::DocumentManager;
 use crate::error::Operation;
-use crate::manager::TaskPersistenceManager;
 use crate::model::TaskStatus;
 
 /// `create`, then `load` returns a task equal to the one created.
-pub async fn create_then_load_returns_equal_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn create_then_load_returns_equal_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("create_then_load_returns_equal_task");
     let id = ns.id("task");
     let task = fixtures::task(&id, &[ns.id("r1"), ns.id("r2"), ns.id("r1")]);
@@ -18,7 +18,7 @@ pub async fn create_then_load_returns_equal_task(store: &dyn TaskPersistenceMana
 }
 
 /// `load` of an id never stored is `Ok(None)`, also for ids that extend or cut a stored one.
-pub async fn load_of_unknown_id_is_none(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn load_of_unknown_id_is_none(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("load_of_unknown_id_is_none");
     check_absent!(store, ns.id("never-created"));
     let id = ns.id("task-1");
@@ -31,9 +31,7 @@ pub async fn load_of_unknown_id_is_none(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// A second `create` of a stored id fails with `AlreadyExists` and changes nothing.
-pub async fn duplicate_create_fails_and_keeps_first(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn duplicate_create_fails_and_keeps_first(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("duplicate_create_fails_and_keeps_first");
     let id = ns.id("task");
     let (first_rid, second_rid) = (ns.id("first"), ns.id("second"));
@@ -65,7 +63,7 @@ pub async fn duplicate_create_fails_and_keeps_first(
 }
 
 /// `update`, then `load` shows the new status, `last_updated` and items.
-pub async fn update_then_load_shows_change(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_then_load_shows_change(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_then_load_shows_change");
     let id = ns.id("task");
     let task = fixtures::task(&id, &[ns.id("r1")]);
@@ -95,7 +93,7 @@ pub async fn update_then_load_shows_change(store: &dyn TaskPersistenceManager) -
 
 /// `update` of an id never stored fails with `NotFound` and stores nothing.
 pub async fn update_of_unknown_id_fails_and_stores_nothing(
-    store: &dyn TaskPersistenceManager,
+    store: &dyn DocumentManager,
 ) -> CaseResult {
     let ns = Ns::new("update_of_unknown_id_fails_and_stores_nothing");
     let id = ns.id("task");
@@ -120,7 +118,7 @@ pub async fn update_of_unknown_id_fails_and_stores_nothing(
 }
 
 /// `delete`, then `load` is `None`; the id can then be created again.
-pub async fn delete_then_load_is_none(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn delete_then_load_is_none(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("delete_then_load_is_none");
     let id = ns.id("task");
     let keep = ns.id("kept");
@@ -145,7 +143,7 @@ pub async fn delete_then_load_is_none(store: &dyn TaskPersistenceManager) -> Cas
 }
 
 /// `delete` of an id never stored fails with `NotFound` and touches no other task.
-pub async fn delete_of_unknown_id_fails(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn delete_of_unknown_id_fails(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("delete_of_unknown_id_fails");
     let keep = ns.id("kept");
     let task = fixtures::task(&keep, &[ns.id("r")]);
@@ -167,7 +165,7 @@ pub async fn delete_of_unknown_id_fails(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// A second `delete` of one id fails with `NotFound`.
-pub async fn second_delete_fails(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn second_delete_fails(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("second_delete_fails");
     let id = ns.id("task");
     must!(store.create(fixtures::task(&id, &[ns.id("r")])).await);
@@ -178,7 +176,7 @@ pub async fn second_delete_fails(store: &dyn TaskPersistenceManager) -> CaseResu
 }
 
 /// Changing a loaded task (from any read) changes nothing stored; two loads are two values.
-pub async fn loaded_task_is_an_independent_value(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn loaded_task_is_an_independent_value(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("loaded_task_is_an_independent_value");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -220,7 +218,7 @@ pub async fn loaded_task_is_an_independent_value(store: &dyn TaskPersistenceMana
 }
 
 /// The store keeps the task as `create` received it, not the caller's later changes.
-pub async fn created_task_is_stored_by_value(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn created_task_is_stored_by_value(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("created_task_is_stored_by_value");
     let id = ns.id("task");
     let mut mine = fixtures::task(&id, &[ns.id("r1")]);
@@ -253,7 +251,7 @@ pub async fn created_task_is_stored_by_value(store: &dyn TaskPersistenceManager)
 }
 
 /// A task with no items is created, loaded, updated and deleted like any other.
-pub async fn task_without_items_is_supported(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn task_without_items_is_supported(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("task_without_items_is_supported");
     let id = ns.id("task");
     let empty = fixtures::task::<&str>(&id, &[]);
@@ -286,7 +284,7 @@ pub async fn task_without_items_is_supported(store: &dyn TaskPersistenceManager)
 }
 
 /// `health()` succeeds, before and after writes.
-pub async fn health_is_ok(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn health_is_ok(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("health_is_ok");
     must!(store.health().await);
     must!(
@@ -299,7 +297,7 @@ pub async fn health_is_ok(store: &dyn TaskPersistenceManager) -> CaseResult {
 }
 
 /// `clear()` removes every task and request id, counts them, and leaves a usable store.
-pub async fn clear_removes_every_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn clear_removes_every_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("clear_removes_every_task");
     let shared = ns.id("shared");
     let ids: Vec<String> = (0..5).map(|n| ns.id(format!("task-{n}"))).collect();

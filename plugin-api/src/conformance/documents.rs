@@ -4,8 +4,8 @@
 use super::fixtures::{self, Ns, SECOND};
 use super::CaseResult;
 use crate::document::TaskDocument;
+use crate::document_store::DocumentManager;
 use crate::error::Operation;
-use crate::manager::TaskPersistenceManager;
 use crate::model::TaskStatus;
 
 /// The task a document holds; fails the case if it does not decode.
@@ -19,7 +19,7 @@ macro_rules! decoded {
 }
 
 /// `create_document`, then `load` returns the task and its request ids find it.
-pub async fn create_document_then_load(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn create_document_then_load(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("create_document_then_load");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -35,7 +35,7 @@ pub async fn create_document_then_load(store: &dyn TaskPersistenceManager) -> Ca
 }
 
 /// `load_document` returns a document whose task and indexed fields match the task.
-pub async fn load_document_matches_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn load_document_matches_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("load_document_matches_task");
     let id = ns.id("task");
     let task = fixtures::rich_task(&id, &ns.id("r"))?;
@@ -60,7 +60,7 @@ pub async fn load_document_matches_task(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// Document reads of ids never stored are `Ok(None)`.
-pub async fn unknown_document_is_none(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn unknown_document_is_none(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("unknown_document_is_none");
     must!(
         store
@@ -84,9 +84,7 @@ pub async fn unknown_document_is_none(store: &dyn TaskPersistenceManager) -> Cas
 }
 
 /// `load_document_by_request_id` returns the first-created task holding the request id.
-pub async fn load_document_by_request_id_finds_task(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn load_document_by_request_id_finds_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("load_document_by_request_id_finds_task");
     let rid = ns.id("shared");
     let late = fixtures::task_created(&ns.id("a-late"), &[&rid], fixtures::utc_at(2 * SECOND));
@@ -106,7 +104,7 @@ pub async fn load_document_by_request_id_finds_task(
 
 /// `load_document_with_etag` and `update_document_if_match`: the current ETag succeeds
 /// with a new one, a stale one is `Conflict` and changes nothing.
-pub async fn document_etag_round_trip(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn document_etag_round_trip(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("document_etag_round_trip");
     let id = ns.id("task");
     let task = fixtures::task(&id, &[ns.id("r")]);
@@ -156,7 +154,7 @@ pub async fn document_etag_round_trip(store: &dyn TaskPersistenceManager) -> Cas
 }
 
 /// `update_document` replaces the task and moves its request ids.
-pub async fn update_document_replaces_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_document_replaces_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_document_replaces_task");
     let id = ns.id("task");
     let (old, new) = (ns.id("old"), ns.id("new"));
@@ -180,7 +178,7 @@ pub async fn update_document_replaces_task(store: &dyn TaskPersistenceManager) -
 }
 
 /// `update_document` of an id never stored is `NotFound` and stores nothing.
-pub async fn update_document_of_unknown_id_fails(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_document_of_unknown_id_fails(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_document_of_unknown_id_fails");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -203,9 +201,7 @@ pub async fn update_document_of_unknown_id_fails(store: &dyn TaskPersistenceMana
 
 /// `create_document` refuses empty ids (storing nothing) and a taken task id (keeping the
 /// stored task).
-pub async fn create_document_checks_ids_and_duplicates(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn create_document_checks_ids_and_duplicates(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("create_document_checks_ids_and_duplicates");
     let id = ns.id("task");
     let good = ns.id("good");

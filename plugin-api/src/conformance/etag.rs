@@ -2,8 +2,8 @@
 
 use super::fixtures::{self, Ns};
 use super::CaseResult;
+use crate::document_store::DocumentManager;
 use crate::error::Operation;
-use crate::manager::TaskPersistenceManager;
 use crate::model::TaskStatus;
 
 /// The stored task with its ETag; fails the case if the read fails or finds nothing.
@@ -18,9 +18,7 @@ macro_rules! versioned {
 }
 
 /// `load_with_etag` of an id never stored is `Ok(None)`.
-pub async fn load_with_etag_of_unknown_id_is_none(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn load_with_etag_of_unknown_id_is_none(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("load_with_etag_of_unknown_id_is_none");
     check!(
         must!(store.load_with_etag(&ns.id("never")).await).is_none(),
@@ -39,7 +37,7 @@ pub async fn load_with_etag_of_unknown_id_is_none(
 }
 
 /// `load_with_etag` returns the same task as `load`.
-pub async fn load_with_etag_returns_stored_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn load_with_etag_returns_stored_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("load_with_etag_returns_stored_task");
     let id = ns.id("task");
     let task = fixtures::rich_task(&id, &ns.id("r"))?;
@@ -57,9 +55,7 @@ pub async fn load_with_etag_returns_stored_task(store: &dyn TaskPersistenceManag
 
 /// `update_if_match` with the current ETag replaces the task and returns a new ETag, the
 /// one a fresh `load_with_etag` then reports.
-pub async fn update_if_match_with_current_etag_succeeds(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn update_if_match_with_current_etag_succeeds(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_if_match_with_current_etag_succeeds");
     let id = ns.id("task");
     must!(store.create(fixtures::task(&id, &[ns.id("r")])).await);
@@ -95,9 +91,7 @@ pub async fn update_if_match_with_current_etag_succeeds(
 
 /// `update_if_match` with a stale ETag fails with `Conflict`, changes nothing, and leaves
 /// the current ETag valid.
-pub async fn update_if_match_with_stale_etag_conflicts(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn update_if_match_with_stale_etag_conflicts(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_if_match_with_stale_etag_conflicts");
     let id = ns.id("task");
     let stale_rid = ns.id("stale");
@@ -140,7 +134,7 @@ pub async fn update_if_match_with_stale_etag_conflicts(
 
 /// A plain `update` changes the ETag: an `update_if_match` with the ETag read before it
 /// fails with `Conflict`.
-pub async fn plain_update_changes_etag(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn plain_update_changes_etag(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("plain_update_changes_etag");
     let id = ns.id("task");
     must!(store.create(fixtures::task(&id, &[ns.id("r")])).await);
@@ -165,7 +159,7 @@ pub async fn plain_update_changes_etag(store: &dyn TaskPersistenceManager) -> Ca
 }
 
 /// `update_if_match` of an id never stored fails with `NotFound` and stores nothing.
-pub async fn update_if_match_of_unknown_id_fails(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_if_match_of_unknown_id_fails(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_if_match_of_unknown_id_fails");
     let other = ns.id("other");
     must!(store.create(fixtures::task(&other, &[ns.id("o")])).await);
@@ -194,7 +188,7 @@ pub async fn update_if_match_of_unknown_id_fails(store: &dyn TaskPersistenceMana
 }
 
 /// `update_if_match` with the ETag of a deleted task fails with `NotFound`.
-pub async fn update_if_match_after_delete_fails(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_if_match_after_delete_fails(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_if_match_after_delete_fails");
     let id = ns.id("task");
     must!(store.create(fixtures::task(&id, &[ns.id("r")])).await);
@@ -208,7 +202,7 @@ pub async fn update_if_match_after_delete_fails(store: &dyn TaskPersistenceManag
 
 /// An ETag read before `delete` does not match the task created again under that id with
 /// other content.
-pub async fn etag_of_recreated_task_differs(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn etag_of_recreated_task_differs(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("etag_of_recreated_task_differs");
     let id = ns.id("task");
     must!(store.create(fixtures::task(&id, &[ns.id("r")])).await);
@@ -234,7 +228,7 @@ pub async fn etag_of_recreated_task_differs(store: &dyn TaskPersistenceManager) 
 }
 
 /// Reads (`load`, `load_by_request_id`, `load_with_etag`) leave an ETag valid.
-pub async fn reads_do_not_change_etag(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn reads_do_not_change_etag(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("reads_do_not_change_etag");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -259,7 +253,7 @@ pub async fn reads_do_not_change_etag(store: &dyn TaskPersistenceManager) -> Cas
 }
 
 /// `update_if_match` moves the task's request ids exactly like `update`.
-pub async fn update_if_match_reindexes(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_if_match_reindexes(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_if_match_reindexes");
     let id = ns.id("task");
     let [old, kept, new] = ["old", "kept", "new"].map(|s| ns.id(s));

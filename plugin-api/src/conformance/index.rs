@@ -4,13 +4,11 @@
 
 use super::fixtures::{self, Ns, SECOND};
 use super::CaseResult;
-use crate::manager::TaskPersistenceManager;
+use crate::document_store::DocumentManager;
 use crate::model::TaskStatus;
 
 /// Items sharing one request id find their task; so does one more item with that id.
-pub async fn shared_request_id_within_task_finds_it(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn shared_request_id_within_task_finds_it(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("shared_request_id_within_task_finds_it");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -31,7 +29,7 @@ pub async fn shared_request_id_within_task_finds_it(
 }
 
 /// After `update` the task is found by exactly the request ids of its new items.
-pub async fn index_follows_item_changes(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn index_follows_item_changes(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("index_follows_item_changes");
     let id = ns.id("task");
     let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|s| ns.id(s));
@@ -59,7 +57,7 @@ pub async fn index_follows_item_changes(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// After `delete` none of the task's request ids finds anything.
-pub async fn delete_removes_request_ids(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn delete_removes_request_ids(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("delete_removes_request_ids");
     let id = ns.id("task");
     let (a, b) = (ns.id("a"), ns.id("b"));
@@ -76,7 +74,7 @@ pub async fn delete_removes_request_ids(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// Items with request ids A, A, B: both A and B find the same task.
-pub async fn mixed_request_ids_find_same_task(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn mixed_request_ids_find_same_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("mixed_request_ids_find_same_task");
     let id = ns.id("task");
     let (a, b) = (ns.id("a"), ns.id("b"));
@@ -92,7 +90,7 @@ pub async fn mixed_request_ids_find_same_task(store: &dyn TaskPersistenceManager
 }
 
 /// `load_by_request_id` of an id no item has is `Ok(None)`, also for near misses.
-pub async fn unknown_request_id_is_none(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn unknown_request_id_is_none(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("unknown_request_id_is_none");
     check_eq!(
         found_by!(store, ns.id("never-used")),
@@ -112,7 +110,7 @@ pub async fn unknown_request_id_is_none(store: &dyn TaskPersistenceManager) -> C
 
 /// Of two tasks sharing a request id the smaller `created_at` wins, whatever the order of
 /// creation, even when its task id is the larger one and the times differ by 1 µs.
-pub async fn earliest_created_task_wins(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn earliest_created_task_wins(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("earliest_created_task_wins");
     let rounds = [
         (10 * SECOND, 5 * SECOND, true),
@@ -148,9 +146,7 @@ pub async fn earliest_created_task_wins(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// With equal `created_at` the smallest task id (byte order) wins, in either creation order.
-pub async fn equal_created_at_smallest_task_id_wins(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn equal_created_at_smallest_task_id_wins(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("equal_created_at_smallest_task_id_wins");
     let pairs = [("a", "b"), ("b", "a"), ("ab", "b"), ("b", "ab"), ("B", "a")];
     for (round, (first, second)) in pairs.into_iter().enumerate() {
@@ -171,7 +167,7 @@ pub async fn equal_created_at_smallest_task_id_wins(
 
 /// `created_at` is compared as an instant: a naive time is read as UTC and an offset time
 /// is converted, so neither the text nor the local time decides.
-pub async fn created_at_compares_in_utc(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn created_at_compares_in_utc(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("created_at_compares_in_utc");
     // (created_at of the task with the smaller id, of the other, which one wins)
     let rounds = [
@@ -207,7 +203,7 @@ pub async fn created_at_compares_in_utc(store: &dyn TaskPersistenceManager) -> C
 /// An update that drops items drops their request ids and keeps the others, and a request
 /// id another task shares then finds that task.
 pub async fn update_dropping_items_drops_their_request_ids(
-    store: &dyn TaskPersistenceManager,
+    store: &dyn DocumentManager,
 ) -> CaseResult {
     let ns = Ns::new("update_dropping_items_drops_their_request_ids");
     let (first, other) = (ns.id("first"), ns.id("other"));
@@ -251,7 +247,7 @@ pub async fn update_dropping_items_drops_their_request_ids(
 }
 
 /// An update that changes only `created_at` changes which sharing task wins.
-pub async fn update_of_created_at_changes_winner(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn update_of_created_at_changes_winner(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("update_of_created_at_changes_winner");
     let rid = ns.id("shared");
     let mut one = fixtures::task_created(&ns.id("one"), &[&rid], fixtures::utc_at(SECOND));
@@ -283,9 +279,7 @@ pub async fn update_of_created_at_changes_winner(store: &dyn TaskPersistenceMana
 }
 
 /// Deleting one of two tasks sharing a request id leaves the other found.
-pub async fn deleting_one_sharing_task_leaves_the_other(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn deleting_one_sharing_task_leaves_the_other(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("deleting_one_sharing_task_leaves_the_other");
     let rid = ns.id("shared");
     let [early, late, later] = ["early", "late", "later"].map(|s| ns.id(s));
@@ -311,7 +305,7 @@ pub async fn deleting_one_sharing_task_leaves_the_other(
 }
 
 /// `load_by_request_id` returns the task as last written, not as it was indexed.
-pub async fn lookup_returns_current_version(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn lookup_returns_current_version(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("lookup_returns_current_version");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -329,7 +323,7 @@ pub async fn lookup_returns_current_version(store: &dyn TaskPersistenceManager) 
 
 /// A request id repeated within one task counts once: dropping some of its items keeps it,
 /// dropping all of them removes it.
-pub async fn duplicate_request_ids_count_once(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn duplicate_request_ids_count_once(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("duplicate_request_ids_count_once");
     let id = ns.id("task");
     let (a, b) = (ns.id("a"), ns.id("b"));
@@ -362,9 +356,7 @@ pub async fn duplicate_request_ids_count_once(store: &dyn TaskPersistenceManager
 
 /// Task ids and request ids are separate: a request id equal to another task's id finds
 /// only the task that holds it as a request id.
-pub async fn task_ids_and_request_ids_are_separate(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn task_ids_and_request_ids_are_separate(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("task_ids_and_request_ids_are_separate");
     let (x, y, r) = (ns.id("x"), ns.id("y"), ns.id("r"));
     must!(store.create(fixtures::task(&x, &[&r])).await);

@@ -39,7 +39,7 @@
 //!         || async {
 //!             let store = MyStore::connect("scratch").await.expect("connect");
 //!             store.clear().await.expect("clear");
-//!             Arc::new(store) as Arc<dyn TaskPersistenceManager>
+//!             Arc::new(store) as Arc<dyn DocumentManager>
 //!         },
 //!         None, // or Some("etag") to run only the cases whose name contains "etag"
 //!     )
@@ -199,7 +199,7 @@ mod runner;
 pub mod validation;
 
 pub use registry::{cases, Case};
-pub use runner::{run_case, run_suite, CaseOutcome, SuiteReport, CASE_TIMEOUT};
+pub use runner::{run_case, run_suite, typed, CaseOutcome, SuiteReport, CASE_TIMEOUT};
 
 /// What a case returns: `Ok(())` when the store behaved as the contract says.
 pub type CaseResult = Result<(), CaseFailure>;

@@ -7,7 +7,7 @@ use futures::FutureExt;
 
 use super::CaseResult;
 use super::{concurrency, contention, crud, documents, etag, index, roundtrip, validation};
-use crate::manager::TaskPersistenceManager;
+use crate::document_store::DocumentManager;
 
 /// One case of the suite.
 #[derive(Debug, Clone, Copy)]
@@ -16,18 +16,18 @@ pub struct Case {
     pub name: &'static str,
     /// What the case checks, in one line.
     pub description: &'static str,
-    run: fn(Arc<dyn TaskPersistenceManager>) -> BoxFuture<'static, CaseResult>,
+    run: fn(Arc<dyn DocumentManager>) -> BoxFuture<'static, CaseResult>,
 }
 
 impl Case {
     /// Runs the case against a store, without the time limit and panic handling of
     /// [`run_case`](super::run_case).
-    pub fn run(&self, store: Arc<dyn TaskPersistenceManager>) -> BoxFuture<'static, CaseResult> {
+    pub fn run(&self, store: Arc<dyn DocumentManager>) -> BoxFuture<'static, CaseResult> {
         (self.run)(store)
     }
 }
 
-/// Builds the registry: `borrowed` cases take `&dyn TaskPersistenceManager`, `shared`
+/// Builds the registry: `borrowed` cases take `&dyn DocumentManager`, `shared`
 /// cases take the `Arc` (they spawn tasks that outlive a borrow).
 macro_rules! registry {
     ($($how:ident $module:ident :: $name:ident => $description:literal;)*) => {
@@ -37,7 +37,7 @@ macro_rules! registry {
         Case {
             name: stringify!($name),
             description: $description,
-            run: |store: Arc<dyn TaskPersistenceManager>| -> BoxFuture<'static, CaseResult> {
+            run: |store: Arc<dyn DocumentManager>| -> BoxFuture<'static, CaseResult> {
                 async move { $module::$name(&*store).await }.boxed()
             },
         }
@@ -46,7 +46,7 @@ macro_rules! registry {
         Case {
             name: stringify!($name),
             description: $description,
-            run: |store: Arc<dyn TaskPersistenceManager>| -> BoxFuture<'static, CaseResult> {
+            run: |store: Arc<dyn DocumentManager>| -> BoxFuture<'static, CaseResult> {
                 async move { $module::$name(store).await }.boxed()
             },
         }

@@ -3,12 +3,12 @@
 
 use super::fixtures::{self, Ns};
 use super::{CaseFailure, CaseResult};
-use crate::manager::TaskPersistenceManager;
+use crate::document_store::DocumentManager;
 use crate::model::{AgentTask, TaskStatus};
 
 /// Tool calls, chat history, an image, both roles and empty values survive create/load,
 /// lookup by request id, and update/load.
-pub async fn every_item_field_round_trips(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn every_item_field_round_trips(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("every_item_field_round_trips");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -40,7 +40,7 @@ pub async fn every_item_field_round_trips(store: &dyn TaskPersistenceManager) ->
 }
 
 /// All five statuses survive create/load, and each survives update/load.
-pub async fn every_status_round_trips(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn every_status_round_trips(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("every_status_round_trips");
     let statuses = [
         TaskStatus::Running,
@@ -74,9 +74,7 @@ pub async fn every_status_round_trips(store: &dyn TaskPersistenceManager) -> Cas
 }
 
 /// Naive and offset timestamps (several offsets, fractions and a `Z`) keep their form.
-pub async fn naive_and_offset_timestamps_round_trip(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn naive_and_offset_timestamps_round_trip(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("naive_and_offset_timestamps_round_trip");
     let id = ns.id("task");
     let times = [
@@ -101,7 +99,7 @@ pub async fn naive_and_offset_timestamps_round_trip(
 }
 
 /// Fields the model does not know (on the task, an item and its content) survive.
-pub async fn unknown_fields_round_trip(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn unknown_fields_round_trip(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("unknown_fields_round_trip");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -133,7 +131,7 @@ pub async fn unknown_fields_round_trip(store: &dyn TaskPersistenceManager) -> Ca
 }
 
 /// Task and request ids that are not plain ASCII work in every operation.
-pub async fn unicode_ids_round_trip(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn unicode_ids_round_trip(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("unicode_ids_round_trip");
     let names = [
         "тест-задача",
@@ -186,7 +184,7 @@ pub async fn unicode_ids_round_trip(store: &dyn TaskPersistenceManager) -> CaseR
 
 /// Ids that look like key patterns, prefixes of each other, or equal after Unicode
 /// normalisation or case folding are all different tasks and request ids.
-pub async fn key_like_ids_stay_distinct(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn key_like_ids_stay_distinct(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("key_like_ids_stay_distinct");
     let names = [
         "k", "k:", "k:*", "k*", "k?", "k[ab]", "ka", "kb", "K", "k:task:k", "task:k", "k\\*",
@@ -246,7 +244,7 @@ pub async fn key_like_ids_stay_distinct(store: &dyn TaskPersistenceManager) -> C
 }
 
 /// A task with one 5 MiB item round-trips exactly, through load, lookup and update.
-pub async fn five_megabyte_task_round_trips(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn five_megabyte_task_round_trips(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("five_megabyte_task_round_trips");
     let id = ns.id("task");
     let rid = ns.id("r");
@@ -272,7 +270,7 @@ pub async fn five_megabyte_task_round_trips(store: &dyn TaskPersistenceManager) 
 }
 
 /// A task with 500 items round-trips and each item's request id finds it.
-pub async fn many_items_round_trip(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn many_items_round_trip(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("many_items_round_trip");
     let id = ns.id("task");
     let rids: Vec<String> = (0..500).map(|n| ns.id(format!("r{n}"))).collect();

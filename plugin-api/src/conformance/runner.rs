@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 
 use super::{cases, Case, CaseFailure, CaseResult};
+use crate::document_store::{DocumentManager, TypedDocuments};
 use crate::manager::TaskPersistenceManager;
 
 /// How long one case may run before it counts as failed.
@@ -90,6 +91,13 @@ impl fmt::Display for SuiteReport {
     }
 }
 
+/// A typed manager (one that implements [`TaskPersistenceManager`] itself rather than
+/// [`DocumentStore`](crate::DocumentStore)) as the suite's store: the document cases
+/// reach it through [`TypedDocuments`].
+pub fn typed<M: TaskPersistenceManager>(manager: M) -> Arc<dyn DocumentManager> {
+    Arc::new(TypedDocuments::new(manager))
+}
+
 /// Runs every case whose name contains `filter` (all of them for `None`), each against a
 /// fresh store from `make_store`.
 ///
@@ -102,7 +110,7 @@ impl fmt::Display for SuiteReport {
 pub async fn run_suite<F, Fut>(mut make_store: F, filter: Option<&str>) -> SuiteReport
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Arc<dyn TaskPersistenceManager>>,
+    Fut: Future<Output = Arc<dyn DocumentManager>>,
 {
     let mut report = SuiteReport::default();
     for case in cases() {
@@ -116,7 +124,7 @@ where
 }
 
 /// Runs one case against a store, with the time limit and panic handling of [`run_suite`].
-pub async fn run_case(case: &Case, store: Arc<dyn TaskPersistenceManager>) -> CaseOutcome {
+pub async fn run_case(case: &Case, store: Arc<dyn DocumentManager>) -> CaseOutcome {
     let started = Instant::now();
     let guarded = AssertUnwindSafe(case.run(store)).catch_unwind();
     let result: CaseResult = match tokio::time::timeout(CASE_TIMEOUT, guarded).await {

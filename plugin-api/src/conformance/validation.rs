@@ -3,8 +3,9 @@
 
 use super::fixtures::{self, Ns};
 use super::CaseResult;
+use crate::document_store::DocumentManager;
 use crate::error::Operation;
-use crate::manager::{ETag, TaskPersistenceManager};
+use crate::manager::ETag;
 use crate::model::{TaskStatus, MAX_ID_LEN};
 
 /// An id of exactly `len` bytes: `prefix`, then `fill` while it fits, then `x`s.
@@ -44,7 +45,7 @@ macro_rules! check_invalid {
 }
 
 /// An empty task id is `InvalidInput` for every operation, and nothing is stored.
-pub async fn empty_task_id_is_invalid(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn empty_task_id_is_invalid(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("empty_task_id_is_invalid");
     let rid = ns.id("r");
     let valid = ns.id("valid");
@@ -71,7 +72,7 @@ pub async fn empty_task_id_is_invalid(store: &dyn TaskPersistenceManager) -> Cas
 
 /// A task id of 1025 bytes (ASCII, or fewer than 1024 two-byte characters) is
 /// `InvalidInput` for every operation, and nothing is stored.
-pub async fn over_long_task_id_is_invalid(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn over_long_task_id_is_invalid(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("over_long_task_id_is_invalid");
     let valid = ns.id("valid");
     must!(store.create(fixtures::task(&valid, &[ns.id("v")])).await);
@@ -97,7 +98,7 @@ pub async fn over_long_task_id_is_invalid(store: &dyn TaskPersistenceManager) ->
 
 /// Task and request ids of exactly 1024 bytes (one-, two- and four-byte characters) work
 /// in every operation.
-pub async fn ids_of_maximum_length_are_accepted(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn ids_of_maximum_length_are_accepted(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("ids_of_maximum_length_are_accepted");
     for (n, fill) in ['a', 'é', '🚀'].into_iter().enumerate() {
         let id = sized_id(&ns.id(format!("{n}-")), fill, MAX_ID_LEN);
@@ -137,7 +138,7 @@ pub async fn ids_of_maximum_length_are_accepted(store: &dyn TaskPersistenceManag
 /// `create` of a task with an empty or over-long item request id is `InvalidInput` and
 /// stores nothing: not the task, not its valid request ids.
 pub async fn invalid_request_id_in_create_stores_nothing(
-    store: &dyn TaskPersistenceManager,
+    store: &dyn DocumentManager,
 ) -> CaseResult {
     let ns = Ns::new("invalid_request_id_in_create_stores_nothing");
     let id = ns.id("task");
@@ -163,9 +164,7 @@ pub async fn invalid_request_id_in_create_stores_nothing(
 
 /// `load_by_request_id` (and its document form) of an empty or over-long request id is
 /// `InvalidInput`.
-pub async fn invalid_request_id_argument_is_invalid(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn invalid_request_id_argument_is_invalid(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("invalid_request_id_argument_is_invalid");
     let long = sized_id(&ns.id("long-"), 'a', MAX_ID_LEN + 1);
     for bad in ["", long.as_str()] {
@@ -183,9 +182,7 @@ pub async fn invalid_request_id_argument_is_invalid(
 
 /// `update` or `update_if_match` with an invalid item request id is `InvalidInput` and
 /// changes nothing: not the task, not the index, not the ETag.
-pub async fn invalid_request_id_in_update_keeps_task(
-    store: &dyn TaskPersistenceManager,
-) -> CaseResult {
+pub async fn invalid_request_id_in_update_keeps_task(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("invalid_request_id_in_update_keeps_task");
     let id = ns.id("task");
     let (kept, added) = (ns.id("kept"), ns.id("added"));
@@ -233,7 +230,7 @@ pub async fn invalid_request_id_in_update_keeps_task(
 }
 
 /// Every error names its operation, and the task id it was about.
-pub async fn errors_name_operation_and_id(store: &dyn TaskPersistenceManager) -> CaseResult {
+pub async fn errors_name_operation_and_id(store: &dyn DocumentManager) -> CaseResult {
     let ns = Ns::new("errors_name_operation_and_id");
     let id = ns.id("task");
     let unknown = ns.id("unknown");

@@ -10,6 +10,7 @@ use abi_stable::std_types::{RResult, RSlice, RStr};
 use super::manager::{panicked, Exported, FfiManagerBox};
 use super::module::{ManagerEntry, PluginModule, PluginModule_Ref, INTERFACE_VERSION};
 use super::types::{FfiError, FfiVar, HostHooks};
+use crate::document_store::{DocumentManager, TypedDocuments};
 use crate::error::{BoxError, Operation, PersistenceError};
 use crate::manager::TaskPersistenceManager;
 
@@ -67,14 +68,43 @@ pub trait FromConfig: Sized {
     fn from_config(config: &PluginConfig) -> Result<Self, BoxError>;
 }
 
-/// Builds a manager of type `T` for the boundary: the constructor every exported class
-/// gets. Catches panics; never unwinds.
+/// The constructor the host calls for a document store's class: reads the
+/// configuration, builds the manager with [`FromConfig`], and hands it over the boundary.
+///
+/// A panic in `from_config` is caught and reported as a plugin failure. An error keeps
+/// its kind when it is a [`PersistenceError`] (so the application can tell "Redis is
+/// down", `Unavailable`, from "wrong password", `Backend`); any other error is a
+/// `Backend` error.
 pub extern "C" fn construct<T>(
     vars: RSlice<'_, FfiVar>,
     hooks: HostHooks,
 ) -> RResult<FfiManagerBox, FfiError>
 where
+    T: DocumentManager + FromConfig,
+{
+    build(vars, hooks, |manager: T| manager)
+}
+
+/// [`construct`] for a typed manager: its documents are decoded and encoded by
+/// [`TypedDocuments`].
+pub extern "C" fn construct_typed<T>(
+    vars: RSlice<'_, FfiVar>,
+    hooks: HostHooks,
+) -> RResult<FfiManagerBox, FfiError>
+where
     T: TaskPersistenceManager + FromConfig,
+{
+    build(vars, hooks, TypedDocuments::<T>::new)
+}
+
+fn build<T, D>(
+    vars: RSlice<'_, FfiVar>,
+    hooks: HostHooks,
+    wrap: impl FnOnce(T) -> D,
+) -> RResult<FfiManagerBox, FfiError>
+where
+    T: FromConfig,
+    D: DocumentManager,
 {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         super::logging::install(hooks);
@@ -82,31 +112,72 @@ where
             vars.iter()
                 .map(|v| (v.name.as_str().to_owned(), v.value.as_str().to_owned())),
         );
-        T::from_config(&config)
+        T::from_config(&config).map(wrap)
     }));
     match outcome {
         Ok(Ok(manager)) => RResult::ROk(Exported::new(manager).into_ffi()),
-        Ok(Err(err)) => {
-            let err = PersistenceError::Backend {
-                op: Operation::Construct,
-                id: String::new(),
-                source: err,
-            };
-            RResult::RErr(FfiError::from_error(&err))
-        }
+        Ok(Err(err)) => RResult::RErr(FfiError::from_error(&construct_error(err))),
         Err(payload) => RResult::RErr(panicked(Operation::Construct, "", payload.as_ref())),
     }
 }
 
-/// One class entry for [`module`]. Used by [`export_plugin!`](crate::export_plugin).
+/// A constructor's error as the host will see it: a [`PersistenceError`] keeps its
+/// kind (and its id and cause); anything else becomes a `Backend` error.
+fn construct_error(err: BoxError) -> PersistenceError {
+    match err.downcast::<PersistenceError>() {
+        Ok(err) => *err,
+        Err(other) => PersistenceError::backend(Operation::Construct, "", other),
+    }
+}
+
+/// Chooses a class's constructor at the export site: a [`DocumentManager`] (every
+/// [`DocumentStore`](crate::DocumentStore) is one) keeps its documents as they are, any other manager goes
+/// through [`TypedDocuments`].
+///
+/// The choice is made by method resolution on the concrete type the macro names: the
+/// `DocumentManager` impl is on `Pick<T>` and is found first; the typed one is on
+/// `&Pick<T>`, reached by one more auto-reference only when the first does not apply.
 #[doc(hidden)]
-pub fn entry<T>(class: &'static str) -> ManagerEntry
-where
-    T: TaskPersistenceManager + FromConfig,
-{
-    ManagerEntry {
-        class: RStr::from_str(class),
-        new: construct::<T>,
+#[derive(Debug)]
+pub struct Pick<T>(std::marker::PhantomData<T>);
+
+impl<T> Pick<T> {
+    /// The picker for `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Pick(std::marker::PhantomData)
+    }
+}
+
+/// The document manager's entry; see [`Pick`].
+#[doc(hidden)]
+pub trait PickDocuments {
+    /// The class entry.
+    fn entry(&self, class: &'static str) -> ManagerEntry;
+}
+
+impl<T: DocumentManager + FromConfig> PickDocuments for Pick<T> {
+    fn entry(&self, class: &'static str) -> ManagerEntry {
+        ManagerEntry {
+            class: RStr::from_str(class),
+            new: construct::<T>,
+        }
+    }
+}
+
+/// The typed manager's entry; see [`Pick`].
+#[doc(hidden)]
+pub trait PickTyped {
+    /// The class entry.
+    fn entry(&self, class: &'static str) -> ManagerEntry;
+}
+
+impl<T: TaskPersistenceManager + FromConfig> PickTyped for &Pick<T> {
+    fn entry(&self, class: &'static str) -> ManagerEntry {
+        ManagerEntry {
+            class: RStr::from_str(class),
+            new: construct_typed::<T>,
+        }
     }
 }
 
@@ -184,7 +255,11 @@ macro_rules! export_plugin {
                 $name,
                 $version,
                 ::core::cfg!(panic = "unwind"),
-                ::std::vec![$($crate::ffi::__private::entry::<$ty>($class)),+],
+                {
+                    #[allow(unused_imports)]
+                    use $crate::ffi::__private::{PickDocuments as _, PickTyped as _};
+                    ::std::vec![$((&$crate::ffi::__private::Pick::<$ty>::new()).entry($class)),+]
+                },
             )
         }
         $crate::__export_root_module!(__ta_persistence_root_module);

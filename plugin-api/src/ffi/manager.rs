@@ -20,9 +20,11 @@ use futures::FutureExt as _;
 
 use super::types::{FfiDocument, FfiError, FfiVersioned};
 use crate::document::TaskDocument;
-use crate::document_store::DocumentStore;
+use crate::document_store::{DocumentManager, DocumentStore};
 use crate::error::{Operation, PersistenceError, Result};
-use crate::manager::{ETag, TaskPersistenceManager, Versioned};
+#[cfg(doc)]
+use crate::manager::TaskPersistenceManager;
+use crate::manager::{ETag, Versioned};
 
 /// The result type of every boundary method.
 pub type FfiResult<T> = RResult<T, FfiError>;
@@ -154,7 +156,7 @@ pub struct Exported<T> {
     inner: Arc<DropGuard<T>>,
 }
 
-impl<T: TaskPersistenceManager> Exported<T> {
+impl<T: DocumentManager> Exported<T> {
     /// Wraps a manager.
     pub fn new(manager: T) -> Self {
         Exported {
@@ -168,7 +170,7 @@ impl<T: TaskPersistenceManager> Exported<T> {
     }
 }
 
-impl<T: TaskPersistenceManager> FfiManager for Exported<T> {
+impl<T: DocumentManager> FfiManager for Exported<T> {
     fn create(&self, doc: FfiDocument) -> FfiFuture<FfiResult<()>> {
         let inner = Arc::clone(&self.inner);
         let id = doc.task_id.to_string();

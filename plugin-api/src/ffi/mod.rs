@@ -58,7 +58,7 @@ mod manager;
 mod module;
 mod types;
 
-pub use export::{construct, FromConfig, PluginConfig};
+pub use export::{construct, construct_typed, FromConfig, PluginConfig};
 #[cfg(feature = "runtime")]
 pub(crate) use manager::panic_message;
 pub use manager::{Exported, FfiManager, FfiManagerBox, FfiManager_TO, FfiResult, ForeignManager};
@@ -71,7 +71,7 @@ pub use types::{FfiDocument, FfiError, FfiVar, FfiVersioned, HostHooks, RemoteEr
 /// What the export macros expand to; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::export::{entry, module, module_with_version};
+    pub use super::export::{module, module_with_version, Pick, PickDocuments, PickTyped};
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };

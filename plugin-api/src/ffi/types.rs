@@ -117,19 +117,8 @@ fn outcome_from_detail(detail: &str, op: Operation) -> Outcome {
     }
 }
 
-/// An operation's code across the boundary: its position in [`Operation::ALL`].
-fn op_code(op: Operation) -> u8 {
-    Operation::ALL
-        .iter()
-        .position(|o| *o == op)
-        .map_or(u8::MAX, |i| i as u8)
-}
-
 fn op_from_code(code: u8, fallback: Operation) -> Operation {
-    Operation::ALL
-        .get(usize::from(code))
-        .copied()
-        .unwrap_or(fallback)
+    Operation::from_code(code).unwrap_or(fallback)
 }
 
 fn chain(source: &(dyn std::error::Error + 'static)) -> RVec<RString> {
@@ -147,7 +136,7 @@ impl FfiError {
     pub fn from_error(err: &PersistenceError) -> Self {
         let mut out = FfiError {
             kind: err.kind() as u8,
-            op: op_code(err.operation()),
+            op: err.operation().code(),
             id: err.id().into(),
             detail: RString::new(),
             causes: RVec::new(),
@@ -169,6 +158,16 @@ impl FfiError {
             PersistenceError::Corrupt { source, .. }
             | PersistenceError::Backend { source, .. }
             | PersistenceError::Plugin { source, .. } => out.causes = chain(source.as_ref()),
+            // The struct is frozen: the backend rides in `detail`, the interface version
+            // in `millis` (plus one, so that zero is "not a plugin").
+            PersistenceError::Unsupported {
+                backend,
+                interface_version,
+                ..
+            } => {
+                out.detail = backend.as_str().into();
+                out.millis = interface_version.map_or(0, |v| u64::from(v) + 1);
+            }
             _ => {}
         }
         out
@@ -218,6 +217,14 @@ impl FfiError {
                 op,
                 id,
                 source: source(),
+            },
+            Some(ErrorKind::Unsupported) => PersistenceError::Unsupported {
+                op,
+                backend: self.detail.into_string(),
+                interface_version: self
+                    .millis
+                    .checked_sub(1)
+                    .and_then(|v| u32::try_from(v).ok()),
             },
             // A newer plugin's kind: keep its message, call it a plugin failure.
             None => PersistenceError::Plugin {
@@ -327,6 +334,8 @@ mod tests {
             PersistenceError::unavailable(Operation::Update, "t", "reset", Outcome::Unknown),
             PersistenceError::unavailable(Operation::Update, "t", "refused", Outcome::NotApplied),
             PersistenceError::backend(Operation::Load, "t", "boom"),
+            PersistenceError::unsupported(Operation::List, "ta-plugin-old", Some(2)),
+            PersistenceError::unsupported(Operation::Purge, "SomeManager", None),
         ];
         for err in cases {
             let text = err.report();
@@ -334,6 +343,12 @@ mod tests {
             let back = round_trip(err);
             assert_eq!(back.report(), text);
             assert_eq!(back.outcome(), outcome, "{text}");
+            if let PersistenceError::Unsupported {
+                interface_version, ..
+            } = &back
+            {
+                assert_eq!(text.contains("version 2"), *interface_version == Some(2));
+            }
         }
     }
 

@@ -139,7 +139,7 @@ mod tests {
     use std::sync::Arc;
 
     use ta_persistence_api::conformance::run_suite;
-    use ta_persistence_api::TaskPersistenceManager;
+    use ta_persistence_api::DocumentManager;
 
     use super::*;
 
@@ -173,7 +173,7 @@ mod tests {
                 let dir = root.join(case.to_string());
                 async move {
                     let store = FileTaskPersistenceManager::open(dir, 8).unwrap();
-                    Arc::new(store) as Arc<dyn TaskPersistenceManager>
+                    Arc::new(store) as Arc<dyn DocumentManager>
                 }
             },
             None,

@@ -145,16 +145,11 @@ ta_persistence_api::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use ta_persistence_api::TaskPersistenceManager;
+    use ta_persistence_api::conformance::{run_suite, typed};
 
     #[tokio::test(flavor = "multi_thread")]
     async fn conforms() {
-        let report = ta_persistence_api::conformance::run_suite(
-            || async { Arc::new(super::MyStore::default()) as Arc<dyn TaskPersistenceManager> },
-            None,
-        )
-        .await;
+        let report = run_suite(|| async { typed(super::MyStore::default()) }, None).await;
         assert!(report.is_success(), "{report}");
     }
 }

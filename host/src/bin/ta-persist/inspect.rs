@@ -14,6 +14,7 @@ use ta_persistence::loader::{open_library_with, to_hex, LoadOptions, CHECKS};
 use ta_persistence::{ActiveBackend, InMemoryPersistenceManager, TaskPersistenceManager};
 
 use crate::scratch::{self, Placement};
+use ta_persistence::DocumentManager;
 
 /// `info`'s exit code when the configured plugin failed and the built-in store stands in.
 const EXIT_FALLBACK: u8 = 9;
@@ -273,7 +274,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
 }
 
 pub(crate) async fn conformance(args: ConformanceArgs) -> ExitCode {
-    let (placement, raw): (Placement, Arc<dyn TaskPersistenceManager>) = match &args.library {
+    let (placement, raw): (Placement, Arc<dyn DocumentManager>) = match &args.library {
         None => (
             Placement::Fresh,
             Arc::new(InMemoryPersistenceManager::new()),

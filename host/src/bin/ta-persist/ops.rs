@@ -134,11 +134,7 @@ pub(crate) async fn get(args: IdArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    match factory
-        .get_persistence_manager()
-        .load_document(&args.id)
-        .await
-    {
+    match factory.document_manager().load_document(&args.id).await {
         Ok(doc) => print_document(doc, "with id", &args.id),
         Err(err) => error_exit(&err),
     }
@@ -149,7 +145,7 @@ pub(crate) async fn find(args: IdArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let store = factory.get_persistence_manager();
+    let store = factory.document_manager();
     match store.load_document_by_request_id(&args.id).await {
         Ok(doc) => print_document(doc, "with request id", &args.id),
         Err(err) => error_exit(&err),
@@ -233,7 +229,7 @@ async fn write(args: FileArgs, create: bool) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let store = factory.get_persistence_manager();
+    let store = factory.document_manager();
     let id = doc.task_id().to_owned();
     let outcome = if create {
         store.create_document(doc).await
@@ -255,7 +251,7 @@ pub(crate) async fn delete(args: IdArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    match factory.get_persistence_manager().delete(&args.id).await {
+    match factory.document_manager().delete(&args.id).await {
         Ok(()) => {
             eprintln!("deleted task {}", quoted(&args.id));
             ExitCode::SUCCESS
@@ -273,7 +269,7 @@ pub(crate) async fn clear(args: ClearArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    match factory.get_persistence_manager().clear().await {
+    match factory.document_manager().clear().await {
         Ok(n) => {
             println!("{n}");
             eprintln!("removed {n} tasks ({})", factory.active_backend().kind());

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ta_persistence::api::{
-    async_trait, AgentTask, ETag, Operation, Outcome, PersistenceError, Result, TaskDocument,
-    TaskPersistenceManager, Versioned,
+    async_trait, AgentTask, DocumentManager, ETag, Operation, Outcome, Page, PageRequest,
+    PersistenceError, Result, TaskDocument, TaskFilter, TaskPersistenceManager, Versioned,
 };
 use ta_persistence::loader::open_library;
 
@@ -173,9 +173,9 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 /// what the store may hold if the command is killed before cleaning up.
 pub(crate) fn guard(
     placement: &Placement,
-    raw: &Arc<dyn TaskPersistenceManager>,
+    raw: &Arc<dyn DocumentManager>,
     leftovers: &str,
-) -> Arc<dyn TaskPersistenceManager> {
+) -> Arc<dyn DocumentManager> {
     let Some(line) = placement.describe() else {
         return Arc::clone(raw);
     };
@@ -224,7 +224,7 @@ async fn next_interrupt() -> bool {
 /// A store whose calls fail at once after an interrupt, except removals (`delete`,
 /// `clear`), so that a command winds down quickly and can still clean up. Calls already
 /// running complete: nothing is written behind the cleanup's back.
-pub(crate) struct Guarded(pub(crate) Arc<dyn TaskPersistenceManager>);
+pub(crate) struct Guarded(pub(crate) Arc<dyn DocumentManager>);
 
 impl std::fmt::Debug for Guarded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -291,6 +291,18 @@ impl TaskPersistenceManager for Guarded {
         self.0.clear().await
     }
 
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        go_on(Operation::List, "")?;
+        self.0.list_tasks(filter, page).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        self.0.purge().await
+    }
+}
+
+#[async_trait]
+impl DocumentManager for Guarded {
     async fn create_document(&self, doc: TaskDocument) -> Result<()> {
         go_on(Operation::Create, doc.task_id())?;
         self.0.create_document(doc).await
@@ -330,7 +342,7 @@ impl TaskPersistenceManager for Guarded {
 /// failure, says what is left behind and returns `false`.
 pub(crate) async fn clean_up(
     placement: &Placement,
-    store: &dyn TaskPersistenceManager,
+    store: &dyn DocumentManager,
     clear_in_place: bool,
 ) -> bool {
     match placement {

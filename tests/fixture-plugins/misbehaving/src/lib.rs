@@ -21,8 +21,8 @@ use std::sync::Mutex;
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::{
-    async_trait, AgentTask, BoxError, ETag, Operation, PersistenceError, Result, TaskDocument,
-    TaskPersistenceManager, Versioned,
+    async_trait, AgentTask, BoxError, DocumentManager, ETag, Operation, PersistenceError, Result,
+    TaskDocument, TaskPersistenceManager, Versioned,
 };
 
 /// A class whose constructor never succeeds: it returns an error, or with `PANIC` it
@@ -171,7 +171,10 @@ impl TaskPersistenceManager for PanickingManager {
     async fn clear(&self) -> Result<u64> {
         Ok(0)
     }
+}
 
+#[async_trait]
+impl DocumentManager for PanickingManager {
     // Written without `async` so that it can panic before any future exists.
     fn create_document<'a, 'b>(
         &'a self,
@@ -197,6 +200,22 @@ impl TaskPersistenceManager for PanickingManager {
         }
         let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
         Ok(docs.get(task_id).cloned())
+    }
+
+    async fn update_document(&self, _: TaskDocument) -> Result<()> {
+        Err(unsupported(Operation::Update))
+    }
+
+    async fn load_document_by_request_id(&self, _: &str) -> Result<Option<TaskDocument>> {
+        Ok(None)
+    }
+
+    async fn load_document_with_etag(&self, _: &str) -> Result<Option<Versioned<TaskDocument>>> {
+        Ok(None)
+    }
+
+    async fn update_document_if_match(&self, _: TaskDocument, _: &ETag) -> Result<ETag> {
+        Err(unsupported(Operation::Update))
     }
 }
 

@@ -16,8 +16,8 @@ use serde_json::json;
 use ta_persistence::config::Config;
 use ta_persistence::instrument::{BUILT_IN_BACKEND, DURATION_BUCKETS, OPERATION_DURATION};
 use ta_persistence::{
-    ActiveBackend, InMemoryPersistenceManager, InstrumentedManager, PersistenceFactory,
-    TaskPersistenceManager,
+    ActiveBackend, DocumentManager, InMemoryPersistenceManager, InstrumentedManager,
+    PersistenceFactory,
 };
 
 use crate::ops;
@@ -123,7 +123,7 @@ fn progress_bar(multi: &MultiProgress, tasks: usize, label: String) -> ProgressB
 }
 
 async fn run_one(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
     backend: &str,
     workload: &Workload,
     multi: &MultiProgress,
@@ -145,7 +145,7 @@ async fn run_one(
 
 /// Time per `health()` call: for a plugin whose health check does no I/O (the memory
 /// plugin), the cost of the boundary itself. At most `calls` calls or about a second.
-async fn boundary_ns(store: &dyn TaskPersistenceManager, calls: u32) -> Option<f64> {
+async fn boundary_ns(store: &dyn DocumentManager, calls: u32) -> Option<f64> {
     let started = Instant::now();
     let mut made = 0u32;
     while made < calls {
@@ -211,7 +211,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let raw = factory.get_persistence_manager();
+    let raw = factory.document_manager();
     let store = scratch::guard(&placement, &raw, "tasks task-N of this run");
     let code = run_with(
         &args,
@@ -237,8 +237,8 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
 async fn run_with(
     args: &BenchArgs,
     factory: &PersistenceFactory,
-    store: Arc<dyn TaskPersistenceManager>,
-    raw: &dyn TaskPersistenceManager,
+    store: Arc<dyn DocumentManager>,
+    raw: &dyn DocumentManager,
     recording: Option<&Recording>,
     baseline: Option<&compare::Baseline>,
 ) -> ExitCode {
@@ -281,7 +281,7 @@ async fn run_with(
             }
         };
         let builtin = if args.with_builtin {
-            let mem: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
+            let mem: Arc<dyn DocumentManager> = Arc::new(InMemoryPersistenceManager::new());
             match run_one(mem, "built-in", &workload, &multi).await {
                 Ok(r) => Some(r),
                 Err(err) => {
@@ -304,7 +304,7 @@ async fn run_with(
         let workload = Workload::new(args.tasks, 1).counting_heap();
         // Measured on a fresh store, so its tables' growth is counted too (the shared one
         // kept its capacity from the timed runs).
-        let fresh: Arc<dyn TaskPersistenceManager> = Arc::new(InMemoryPersistenceManager::new());
+        let fresh: Arc<dyn DocumentManager> = Arc::new(InMemoryPersistenceManager::new());
         match workload::run(fresh, &backend, &workload, None).await {
             Ok(result) => result.memory,
             Err(err) => {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use ta_persistence::DocumentManager;
 use ta_persistence_api::model::OpaqueJson;
 use ta_persistence_api::{
     AgentTask, AgentTaskItem, MultiModalItem, PersistenceError, Role, TaskPersistenceManager,
@@ -238,7 +239,7 @@ pub(crate) fn new_task(i: usize) -> AgentTask {
 /// holds one `Arc` of it for a whole phase, so an operation costs no reference counting
 /// of its own.
 struct Shared {
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
     payloads: Vec<Mutex<Option<AgentTask>>>,
     /// Built just before the turn phase, so the create phase's memory figure does not
     /// count it.
@@ -437,7 +438,7 @@ fn take<T>(slots: &[Mutex<Option<T>>], i: usize) -> Option<T> {
 /// run fail and is left as it is. Afterwards the store holds none of the tasks the run
 /// created, also when it failed (unless deleting failed too: those are logged).
 pub(crate) async fn run(
-    store: Arc<dyn TaskPersistenceManager>,
+    store: Arc<dyn DocumentManager>,
     backend: &str,
     workload: &Workload,
     progress: Option<Progress>,
@@ -615,7 +616,7 @@ mod tests {
     async fn the_workload_runs_and_leaves_the_store_empty() {
         let store = InMemoryPersistenceManager::new();
         for c in [1, 8] {
-            let shared: Arc<dyn TaskPersistenceManager> = Arc::new(store.clone());
+            let shared: Arc<dyn DocumentManager> = Arc::new(store.clone());
             let r = run(shared, "memory", &Workload::new(200, c), None)
                 .await
                 .unwrap();
@@ -636,7 +637,7 @@ mod tests {
         );
         theirs.items.extend(turn_items(9999, 0));
         store.create(theirs.clone()).await.unwrap();
-        let shared: Arc<dyn TaskPersistenceManager> = Arc::new(store.clone());
+        let shared: Arc<dyn DocumentManager> = Arc::new(store.clone());
         let err = run(shared, "memory", &Workload::new(300, 8), None)
             .await
             .unwrap_err();
