@@ -12,6 +12,7 @@ use ta_persistence::loader::load_plugin;
 use ta_persistence::TaskPersistenceManager;
 use ta_persistence_api::conformance::run_suite;
 use ta_persistence_api::ffi::ForeignManager;
+use ta_persistence_api::DocumentManager;
 use ta_persistence_tests::cdylib::plugin;
 
 const CLASS: &str = "SqliteTaskPersistenceManager";
@@ -44,7 +45,7 @@ fn open_with(db: &Path, extra: &[(&str, &str)]) -> ForeignManager {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suite_passes_against_the_sqlite_plugin_library() {
     let report = run_suite(
-        || async { Arc::new(open(&scratch_db("suite"))) as Arc<dyn TaskPersistenceManager> },
+        || async { Arc::new(open(&scratch_db("suite"))) as Arc<dyn DocumentManager> },
         None,
     )
     .await;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ta_persistence_api::ffi::PluginConfig;
+use ta_persistence_api::retention::RetentionPolicy;
 use ta_persistence_api::BoxError;
 
 /// The database file (required). Created, with its schema, if it does not exist.
@@ -62,6 +63,9 @@ pub struct Settings {
     pub busy_timeout: Duration,
     /// How many reader connections (and reads at once) the store keeps.
     pub readers: usize,
+    /// How long finished tasks are kept after their last write (from
+    /// `TA_PERSISTENCE_RETENTION`).
+    pub retention: RetentionPolicy,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             synchronous: Synchronous::default(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             readers: DEFAULT_READERS,
+            retention: RetentionPolicy::none(),
         }
     }
 
@@ -93,7 +98,13 @@ impl Settings {
         self
     }
 
-    /// Reads the `TA_SQLITE_*` variables.
+    /// With the given retention policy.
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// Reads the `TA_SQLITE_*` variables and `TA_PERSISTENCE_RETENTION`.
     pub fn from_config(config: &PluginConfig) -> Result<Self, BoxError> {
         let path = config
             .get(PATH_VAR)
@@ -130,6 +141,7 @@ impl Settings {
                     format!("{READERS_VAR}={v:?} is not a number from 1 to {MAX_READERS}")
                 })?;
         }
+        settings.retention = RetentionPolicy::from_config(config)?;
         Ok(settings)
     }
 }
@@ -162,6 +174,16 @@ mod tests {
         assert_eq!(s.synchronous, Synchronous::Normal);
         assert_eq!(s.busy_timeout, Duration::from_millis(250));
         assert_eq!(s.readers, 2);
+        let s = parse(&[
+            (PATH_VAR, "x.db"),
+            ("TA_PERSISTENCE_RETENTION", "completed=2h"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.retention
+                .max_age(ta_persistence_api::TaskStatus::Completed),
+            Some(Duration::from_secs(7200))
+        );
     }
 
     #[test]
@@ -176,9 +198,13 @@ mod tests {
             (BUSY_TIMEOUT_VAR, "600001"),
             (READERS_VAR, "0"),
             (READERS_VAR, "65"),
+            ("TA_PERSISTENCE_RETENTION", "running=1d"),
         ] {
             let err = parse(&[(PATH_VAR, "x.db"), (var, value)]).unwrap_err();
-            assert!(err.contains(&format!("{var}={value:?}")), "{err}");
+            assert!(err.contains(var), "{err}");
+            if var.starts_with("TA_SQLITE") {
+                assert!(err.contains(&format!("{var}={value:?}")), "{err}");
+            }
         }
     }
 }

@@ -37,9 +37,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         user_id       TEXT NOT NULL,
         -- TaskStatus::ordinal.
         status        INTEGER NOT NULL,
-        -- created_at and last_updated, microseconds since the epoch in UTC.
+        -- created_at in microseconds since the epoch (UTC; a naive time read as UTC):
+        -- the listing and lookup key.
         created_us    INTEGER NOT NULL,
-        updated_us    INTEGER NOT NULL,
+        -- created_at and last_updated exactly as the task has them, for summaries
+        -- without decoding the JSON: the wall-clock time as written (microseconds, as
+        -- if UTC) and the offset in seconds (NULL for a naive time).
+        created_local_us  INTEGER NOT NULL,
+        created_offset_s  INTEGER,
+        updated_local_us  INTEGER NOT NULL,
+        updated_offset_s  INTEGER,
         item_count    INTEGER NOT NULL,
         -- The ETag counter of the last write.
         version       INTEGER NOT NULL,

@@ -7,8 +7,13 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
-use ta_persistence_api::{ETag, Operation, Outcome, PersistenceError, Result, TaskDocument};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use ta_persistence_api::listing::{ListKey, TaskFilter, TaskSummary};
+use ta_persistence_api::{
+    ETag, Operation, Outcome, PersistenceError, Result, TaskDocument, TaskStatus, Timestamp,
+};
 
 /// The condition that a task row has not expired at `?now` (a named parameter).
 const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > :now)";
@@ -20,9 +25,39 @@ pub(crate) struct Row {
     pub(crate) user_id: String,
     /// `TaskStatus::ordinal`.
     pub(crate) status: u8,
+    /// The listing key's time: `created_at` in UTC microseconds.
     pub(crate) created_us: i64,
-    pub(crate) updated_us: i64,
+    pub(crate) created_at: Moment,
+    pub(crate) last_updated: Moment,
     pub(crate) item_count: i64,
+}
+
+/// A timestamp as two columns that give it back exactly: the wall-clock time as written
+/// (microseconds since the epoch, as if it were UTC) and its offset in seconds (`None`
+/// for a naive time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moment {
+    local_us: i64,
+    offset_s: Option<i32>,
+}
+
+impl Moment {
+    fn of(at: &Timestamp) -> Self {
+        Moment {
+            local_us: at.naive_local().and_utc().timestamp_micros(),
+            offset_s: at.offset().map(|o| o.local_minus_utc()),
+        }
+    }
+
+    /// The timestamp back; `None` for columns no timestamp writes.
+    fn timestamp(self) -> Option<Timestamp> {
+        let naive = DateTime::from_timestamp_micros(self.local_us)?.naive_utc();
+        let offset = match self.offset_s {
+            Some(secs) => Some(FixedOffset::east_opt(secs)?),
+            None => None,
+        };
+        Some(Timestamp::from_parts(naive, offset))
+    }
 }
 
 impl Row {
@@ -32,12 +67,13 @@ impl Row {
             PersistenceError::invalid(op, doc.task_id(), format!("not a task document: {e}"))
         })?;
         Ok(Row {
+            created_us: task.created_at.utc_micros(),
+            created_at: Moment::of(&task.created_at),
+            last_updated: Moment::of(&task.last_updated),
+            item_count: i64::try_from(task.items.len()).unwrap_or(i64::MAX),
+            status: task.status.ordinal(),
             session_id: task.session_id,
             user_id: task.user_id,
-            status: task.status.ordinal(),
-            created_us: doc.created_at_micros(),
-            updated_us: task.last_updated.utc_micros(),
-            item_count: i64::try_from(task.items.len()).unwrap_or(i64::MAX),
         })
     }
 }
@@ -93,8 +129,9 @@ pub(crate) fn insert(conn: &Connection, doc: &TaskDocument, row: &Row, stamp: St
     let inserted = conn
         .prepare_cached(
             "INSERT INTO tasks (task_id, json, session_id, user_id, status, created_us, \
-             updated_us, item_count, version, written_ms, expires_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             created_local_us, created_offset_s, updated_local_us, updated_offset_s, \
+             item_count, version, written_ms, expires_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (task_id) DO NOTHING",
         )
         .and_then(|mut s| {
@@ -105,7 +142,10 @@ pub(crate) fn insert(conn: &Connection, doc: &TaskDocument, row: &Row, stamp: St
                 row.user_id,
                 row.status,
                 row.created_us,
-                row.updated_us,
+                row.created_at.local_us,
+                row.created_at.offset_s,
+                row.last_updated.local_us,
+                row.last_updated.offset_s,
                 row.item_count,
                 stamp.version,
                 stamp.now_ms,
@@ -187,8 +227,9 @@ pub(crate) fn replace(
     }
     conn.prepare_cached(
         "UPDATE tasks SET json = ?2, session_id = ?3, user_id = ?4, status = ?5, \
-         created_us = ?6, updated_us = ?7, item_count = ?8, version = ?9, written_ms = ?10, \
-         expires_at_ms = ?11 WHERE task_id = ?1",
+         created_us = ?6, created_local_us = ?7, created_offset_s = ?8, updated_local_us = ?9, \
+         updated_offset_s = ?10, item_count = ?11, version = ?12, written_ms = ?13, \
+         expires_at_ms = ?14 WHERE task_id = ?1",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -198,7 +239,10 @@ pub(crate) fn replace(
             row.user_id,
             row.status,
             row.created_us,
-            row.updated_us,
+            row.created_at.local_us,
+            row.created_at.offset_s,
+            row.last_updated.local_us,
+            row.last_updated.offset_s,
             row.item_count,
             stamp.version,
             stamp.now_ms,
@@ -328,4 +372,88 @@ pub(crate) fn find(
         .optional()
     })
     .map_err(on(Operation::LoadByRequestId, request_id))
+}
+
+/// Up to `limit` summaries of the live tasks `filter` matches, in listing order (newest
+/// created first, then task id descending), strictly after `after`. Read from the typed
+/// columns alone: a page costs about its size, however large its tasks are.
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &TaskFilter,
+    after: Option<&ListKey>,
+    limit: u32,
+    now_ms: i64,
+) -> Result<Vec<TaskSummary>> {
+    let op = Operation::List;
+    let mut sql = String::from(
+        "SELECT task_id, session_id, user_id, status, created_local_us, created_offset_s, \
+         updated_local_us, updated_offset_s, item_count FROM tasks \
+         WHERE (expires_at_ms IS NULL OR expires_at_ms > ?)",
+    );
+    let mut args = vec![Value::Integer(now_ms)];
+    if let Some(session) = filter.session_id() {
+        sql.push_str(" AND session_id = ?");
+        args.push(Value::Text(session.to_owned()));
+    }
+    if let Some(user) = filter.user_id() {
+        sql.push_str(" AND user_id = ?");
+        args.push(Value::Text(user.to_owned()));
+    }
+    if let Some(statuses) = filter.status_set() {
+        // Small integers, written into the text: one statement per set of statuses.
+        let list: Vec<String> = statuses.iter().map(|s| s.ordinal().to_string()).collect();
+        sql.push_str(&format!(" AND status IN ({})", list.join(",")));
+    }
+    if let Some(key) = after {
+        // Row values compare in order: the keys after `key` in a descending listing.
+        sql.push_str(" AND (created_us, task_id) < (?, ?)");
+        args.push(Value::Integer(key.created_at_micros));
+        args.push(Value::Text(key.task_id.clone()));
+    }
+    sql.push_str(" ORDER BY created_us DESC, task_id DESC LIMIT ?");
+    args.push(Value::Integer(i64::from(limit)));
+    let mut stmt = conn.prepare_cached(&sql).map_err(on(op, ""))?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u8>(3)?,
+                Moment {
+                    local_us: r.get(4)?,
+                    offset_s: r.get(5)?,
+                },
+                Moment {
+                    local_us: r.get(6)?,
+                    offset_s: r.get(7)?,
+                },
+                r.get::<_, i64>(8)?,
+            ))
+        })
+        .map_err(on(op, ""))?;
+    let mut page = Vec::new();
+    for row in rows {
+        let (task_id, session_id, user_id, status, created, updated, items) =
+            row.map_err(on(op, ""))?;
+        let corrupt = |what: &str| PersistenceError::Corrupt {
+            op,
+            task_id: task_id.clone(),
+            source: format!("the row's {what} column holds no valid value").into(),
+        };
+        let status = TaskStatus::from_ordinal(status).ok_or_else(|| corrupt("status"))?;
+        let created_at = created.timestamp().ok_or_else(|| corrupt("created_at"))?;
+        let last_updated = updated.timestamp().ok_or_else(|| corrupt("last_updated"))?;
+        let item_count = u64::try_from(items).map_err(|_| corrupt("item_count"))?;
+        page.push(TaskSummary::new(
+            task_id.clone(),
+            session_id,
+            user_id,
+            status,
+            created_at,
+            last_updated,
+            item_count,
+        ));
+    }
+    Ok(page)
 }

@@ -3,12 +3,14 @@
 //! host's threads only await answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::listing::{Page, PageRequest, TaskFilter};
 use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::{
     async_trait, BoxError, DocumentStore, ETag, Operation, PersistenceError, Result, TaskDocument,
-    Versioned,
+    TaskStatus, Versioned,
 };
 
 use crate::config::Settings;
@@ -21,7 +23,7 @@ use crate::writer::{now_ms, Done, Write, Writer};
 /// `SqliteTaskPersistenceManager`.
 #[derive(Debug)]
 pub struct SqliteTaskPersistenceManager {
-    writer: Writer,
+    writer: Arc<Writer>,
     readers: Arc<Readers>,
     /// The database's ETag instance (see `schema`).
     instance: Arc<str>,
@@ -41,18 +43,27 @@ impl SqliteTaskPersistenceManager {
     /// version is refused with an error naming it, and left untouched.
     pub fn open(settings: Settings) -> std::result::Result<Self, BoxError> {
         let (conn, instance) = schema::open(&settings)?;
+        let policy = settings.retention;
+        let max_age = move |status| {
+            let age = policy.max_age(TaskStatus::from_ordinal(status)?)?;
+            Some(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+        };
         let writer = Writer::start(
             conn,
             instance.clone(),
-            Box::new(|_| None),
+            Box::new(max_age),
             settings.busy_timeout,
         )
         .map_err(|e| format!("cannot start the SQLite writer thread: {e}"))?;
+        let writer = Arc::new(writer);
         // Reads are blocking calls; the async side only awaits them.
         let runtime = PluginRuntime::builder("ta-sqlite")
             .workers(1)
             .max_blocking_threads(settings.readers)
             .build()?;
+        if !policy.is_empty() {
+            runtime.spawn(sweep(Arc::clone(&writer)));
+        }
         tracing::info!(
             path = %settings.path.display(),
             synchronous = settings.synchronous.pragma(),
@@ -84,6 +95,42 @@ impl SqliteTaskPersistenceManager {
 
     async fn write(&self, write: Write) -> Result<Done> {
         self.writer.submit(write).await
+    }
+}
+
+/// Expired tasks deleted per transaction: a purge never holds the write lock long.
+const PURGE_BATCH: i64 = 1_000;
+/// How often the store deletes expired tasks by itself (they are invisible from the
+/// moment they expire; this only frees their space).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes every expired task, in batches of [`PURGE_BATCH`], each its own transaction
+/// (other writes go in between); returns how many.
+async fn purge(writer: &Writer, op: Operation) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        match writer.submit(Write::Purge(op, PURGE_BATCH)).await? {
+            Done::Count(n) => {
+                total += n;
+                if n < PURGE_BATCH.unsigned_abs() {
+                    return Ok(total);
+                }
+            }
+            other => return Err(unexpected(op, "", &other)),
+        }
+    }
+}
+
+/// The background sweep, on the plugin's runtime (stopped when the store is dropped).
+async fn sweep(writer: Arc<Writer>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match purge(&writer, Operation::Purge).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "deleted expired tasks"),
+            Err(e) => tracing::warn!(error = %e.report(), "sweeping expired tasks failed"),
+        }
     }
 }
 
@@ -164,6 +211,20 @@ impl DocumentStore for SqliteTaskPersistenceManager {
             Done::Count(n) => Ok(n),
             other => Err(unexpected(Operation::Clear, "", &other)),
         }
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let after = page.start_after(filter)?;
+        let (size, owned) = (page.size(), filter.clone());
+        // One more than the page, to know whether another follows.
+        let found = self.read(Operation::List, "", move |conn, now| {
+            sql::list(conn, &owned, after.as_ref(), size.saturating_add(1), now)
+        });
+        Ok(Page::from_ordered(found.await?, filter, size))
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        purge(&self.writer, Operation::Purge).await
     }
 }
 

@@ -97,7 +97,9 @@ pub(crate) type MaxAge = Box<dyn Fn(u8) -> Option<i64> + Send>;
 #[derive(Debug)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
-    /// Transactions committed so far (each holding one group of writes).
+    /// Transactions committed so far (each holding one group of writes): what the
+    /// tests read to see that writes were grouped.
+    #[cfg_attr(not(test), allow(dead_code))]
     commits: Arc<AtomicU64>,
 }
 
@@ -132,6 +134,7 @@ impl Writer {
     }
 
     /// How many transactions the thread has committed.
+    #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
