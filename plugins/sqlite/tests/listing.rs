@@ -247,7 +247,11 @@ async fn retention_sets_expiry_on_the_stores_clock_and_expired_tasks_are_gone() 
 async fn a_purge_of_many_expired_tasks_goes_in_batches_and_misses_none() {
     let path = scratch("purge");
     let policy = RetentionPolicy::parse("canceled=1d").unwrap();
-    let store = SqliteTaskPersistenceManager::open(Settings::new(&path).retention(policy)).unwrap();
+    let store = std::sync::Arc::new(
+        SqliteTaskPersistenceManager::open(Settings::new(&path).retention(policy)).unwrap(),
+    );
+    // Created concurrently, so they share commits.
+    let mut creates = tokio::task::JoinSet::new();
     for i in 0..2_500 {
         let t = task(
             &format!("t{i}"),
@@ -256,7 +260,11 @@ async fn a_purge_of_many_expired_tasks_goes_in_batches_and_misses_none() {
             "2025-01-01T00:00:00Z",
             TaskStatus::Canceled,
         );
-        store.create(t).await.unwrap();
+        let store = std::sync::Arc::clone(&store);
+        creates.spawn(async move { store.create(t).await });
+    }
+    while let Some(created) = creates.join_next().await {
+        created.unwrap().unwrap();
     }
     store
         .create(task(
