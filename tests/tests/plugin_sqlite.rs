@@ -26,7 +26,7 @@ fn scratch_db(name: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("test setup");
     dir.join("tasks.db")
 }
 
@@ -73,16 +73,26 @@ fn writer(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("the writer starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut out = BufReader::new(child.stdout.take().expect("test setup"));
     let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    out.read_line(&mut line).expect("test setup");
     assert_eq!(line.trim(), "ready", "the writer did not start");
     (child, out)
 }
 
 fn go(child: &mut Child) {
-    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    child.stdin.as_mut().unwrap().flush().unwrap();
+    child
+        .stdin
+        .as_mut()
+        .expect("test setup")
+        .write_all(b"go\n")
+        .expect("test setup");
+    child
+        .stdin
+        .as_mut()
+        .expect("test setup")
+        .flush()
+        .expect("test setup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,12 +19,12 @@ fn scratch(name: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("test setup");
     dir.join("tasks.db")
 }
 
 fn at(text: &str) -> Timestamp {
-    Timestamp::parse(text).unwrap()
+    Timestamp::parse(text).expect("test setup")
 }
 
 fn task(id: &str, session: &str, user: &str, created: &str, status: TaskStatus) -> AgentTask {
@@ -36,7 +36,7 @@ fn task(id: &str, session: &str, user: &str, created: &str, status: TaskStatus) 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("test setup")
         .as_millis() as i64
 }
 
@@ -47,13 +47,16 @@ async fn walk(
     size: u32,
 ) -> Vec<TaskSummary> {
     let mut all = Vec::new();
-    let mut request = PageRequest::new(size).unwrap();
+    let mut request = PageRequest::new(size).expect("test setup");
     loop {
-        let page = store.list_tasks(filter, &request).await.unwrap();
+        let page = store
+            .list_tasks(filter, &request)
+            .await
+            .expect("test setup");
         assert!(page.tasks.len() <= size as usize);
         all.extend(page.tasks);
         match page.next {
-            Some(cursor) => request = PageRequest::new(size).unwrap().after(cursor),
+            Some(cursor) => request = PageRequest::new(size).expect("test setup").after(cursor),
             None => return all,
         }
     }

@@ -21,7 +21,9 @@ async fn main() -> Result<(), BoxError> {
     let store = SqliteTaskPersistenceManager::open(settings)?;
     assert_eq!(store.load("t-1").await?, Some(task.clone()));
     let next = store.update_if_match(task.clone(), &etag).await?;
-    let stale = store.update_if_match(task, &etag).await.unwrap_err();
+    let Err(stale) = store.update_if_match(task, &etag).await else {
+        return Err("a stale ETag was accepted".into());
+    };
     assert_eq!(stale.kind(), ErrorKind::Conflict);
     assert_ne!(next, etag);
     drop(store);

@@ -16,21 +16,25 @@ fn scratch(name: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("test setup");
     dir
 }
 
 /// Opening `path` fails; returns the message after checking it names the file and that
 /// the file is unchanged.
 fn refused(path: &Path) -> String {
-    let before = std::fs::read(path).unwrap();
+    let before = std::fs::read(path).expect("test setup");
     let Err(err) = SqliteTaskPersistenceManager::open(Settings::new(path)) else {
         panic!("{} was opened", path.display());
     };
     let message = err.to_string();
     assert!(message.contains("TA_SQLITE_PATH"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
-    assert_eq!(std::fs::read(path).unwrap(), before, "the file was changed");
+    assert_eq!(
+        std::fs::read(path).expect("test setup"),
+        before,
+        "the file was changed"
+    );
     message
 }
 
@@ -38,12 +42,12 @@ fn refused(path: &Path) -> String {
 fn store_with_tasks(path: &Path, n: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
-        .unwrap();
+        .expect("test setup");
     runtime.block_on(async {
-        let store = SqliteTaskPersistenceManager::open(Settings::new(path)).unwrap();
+        let store = SqliteTaskPersistenceManager::open(Settings::new(path)).expect("test setup");
         for i in 0..n {
             let task = AgentTask::new(format!("t-{i}"), "s", "u", Timestamp::now_utc());
-            store.create(task).await.unwrap();
+            store.create(task).await.expect("test setup");
         }
     });
 }
