@@ -36,7 +36,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ta_persistence_api::ffi::ForeignManager;
-use ta_persistence_api::{DocumentManager, TaskPersistenceManager, TypedDocuments};
+use ta_persistence_api::{DocumentManager, ErrorKind, TaskPersistenceManager, TypedDocuments};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError, ConfigWarning, TIMEOUT_VAR};
@@ -458,6 +458,7 @@ fn timed_out(config: &Config, path: &std::path::Path, progress: &Progress) -> Lo
             path: path.to_path_buf(),
             class: config.class.clone().unwrap_or_default(),
             reason: format!("did not return within {after} ({TIMEOUT_VAR}); {left}"),
+            kind: ErrorKind::Timeout,
         }
     } else {
         LoadError::Init {

@@ -16,7 +16,10 @@
 //!   `load_by_request_id` a task holding an item with that request id; anything else is a
 //!   [`PersistenceError::Plugin`] naming both ids. The document methods check the
 //!   document's indexed fields (no parsing); the typed methods check the decoded task,
-//!   which also catches a document whose fields disagree with its JSON.
+//!   which also catches a document whose fields disagree with its JSON. A `list_tasks`
+//!   page must hold no more tasks than asked for, each matching the filter, in strictly
+//!   increasing listing order after the request's cursor, and its `next` cursor must be
+//!   this filter's and resume after the page's last task (one pass over the page).
 //!
 //! The deadline runs on the caller's tokio runtime when there is one (it must have its
 //! timer enabled, as `#[tokio::main]` and `#[tokio::test]` do); a caller on another
@@ -128,6 +131,70 @@ impl<M: TaskPersistenceManager> GuardedManager<M> {
     }
 }
 
+impl<M: TaskPersistenceManager> GuardedManager<M> {
+    /// Checks a listing page against its request, in one pass over the page: no more
+    /// tasks than asked for, each matching the filter, in strictly increasing listing
+    /// order starting after the request's cursor, and a `next` cursor that is this
+    /// filter's and resumes after the page's last task.
+    fn check_page(&self, filter: &TaskFilter, page: &PageRequest, answer: &Page) -> Result<()> {
+        let wrong = |what: String| Err(self.wrong_answer(Operation::List, "", what));
+        if answer.tasks.len() > page.size() as usize {
+            return wrong(format!(
+                "asked for a page of at most {} tasks, it returned {}",
+                page.size(),
+                answer.tasks.len()
+            ));
+        }
+        // A cursor the plugin accepted must be one of ours; if it is not, the plugin
+        // should have refused it, and its page cannot be placed.
+        let mut previous = match page.start_after(filter) {
+            Ok(after) => after,
+            Err(_) => {
+                return wrong(
+                    "it answered a page for a cursor that is not valid for this filter".to_owned(),
+                )
+            }
+        };
+        for summary in &answer.tasks {
+            if !filter.matches_summary(summary) {
+                return wrong(format!(
+                    "it listed task {:?} (session {:?}, user {:?}, status {}), which the filter excludes",
+                    summary.task_id,
+                    summary.session_id,
+                    summary.user_id,
+                    summary.status.as_str()
+                ));
+            }
+            let key = summary.key();
+            if let Some(before) = &previous {
+                if key <= *before {
+                    return wrong(format!(
+                        "it listed task {:?} after task {:?}, out of listing order (newest created first, then task id descending, each once)",
+                        key.task_id, before.task_id
+                    ));
+                }
+            }
+            previous = Some(key);
+        }
+        if let Some(next) = &answer.next {
+            if answer.tasks.is_empty() {
+                // A caller following it would ask for the same page again, forever.
+                return wrong("it returned an empty page with a next cursor".to_owned());
+            }
+            let Ok(resume) = next.decode(filter, Operation::List) else {
+                return wrong("its next cursor is not one for this filter".to_owned());
+            };
+            if previous.as_ref() != Some(&resume) {
+                return wrong(format!(
+                    "its next cursor resumes after task {:?}, not after the page's last task",
+                    resume.task_id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<M: TaskPersistenceManager> TaskPersistenceManager for GuardedManager<M> {
     async fn create(&self, task: AgentTask) -> Result<()> {
@@ -199,8 +266,11 @@ impl<M: TaskPersistenceManager> TaskPersistenceManager for GuardedManager<M> {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
-        self.within(Operation::List, "", self.inner.list_tasks(filter, page))
-            .await
+        let answer = self
+            .within(Operation::List, "", self.inner.list_tasks(filter, page))
+            .await?;
+        self.check_page(filter, page, &answer)?;
+        Ok(answer)
     }
 
     async fn purge(&self) -> Result<u64> {

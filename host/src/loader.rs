@@ -17,7 +17,9 @@
 //!    `/proc/self/fd/N`, the descriptor of step 1, so the file hashed and checked is the
 //!    file loaded even if the path is replaced meanwhile);
 //! 4. it exports the root-module symbol;
-//! 5. it was built with a compatible abi_stable, and the interface's type layout matches;
+//! 5. it was built with a compatible abi_stable, and the interface's type layout matches
+//!    (this host's, or that of interface 2, frozen in `ta_persistence_api::ffi::compat`:
+//!    such a library loads, and the operations it lacks answer `Unsupported`);
 //! 6. the interface crate's version is compatible;
 //! 7. the interface version ([`INTERFACE_VERSION`]) is one this host accepts;
 //! 8. the plugin was built with `panic = "unwind"`, as its export macro recorded: only then
@@ -50,8 +52,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModule};
 use abi_stable::sabi_types::VersionNumber;
 use ta_persistence_api::ffi::{
-    ForeignManager, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
+    compat, ForeignManager, PluginModule_Ref, INTERFACE_VERSION, MIN_INTERFACE_VERSION,
 };
+use ta_persistence_api::ErrorKind;
 use tracing::{debug, info, warn};
 
 pub use self::file::{parse_hex, to_hex, Exposure, Sha256Digest};
@@ -199,6 +202,10 @@ pub enum LoadError {
         class: String,
         /// The constructor's error, with its causes.
         reason: String,
+        /// The constructor's error kind, as the plugin gave it (`Unavailable`: the
+        /// backend could not be reached; `Backend`: it refused, e.g. a wrong password;
+        /// `Plugin`: the constructor panicked; `Timeout`: it did not return in time).
+        kind: ErrorKind,
     },
     /// Step 3 to 6: the library's root-module loader itself failed or panicked.
     #[error("{}: the library failed to initialise: {reason}", .path.display())]
@@ -228,6 +235,18 @@ impl LoadError {
             LoadError::PanicAbort { .. } => 8,
             LoadError::ClassNotFound { .. } => 9,
             LoadError::Constructor { .. } => 10,
+        }
+    }
+}
+
+impl LoadError {
+    /// The kind of the constructor's error (step 10), so that an application can tell a
+    /// backend it could not reach (`Unavailable`, worth retrying) from one that refused
+    /// the configuration (`Backend`); `None` for the other steps.
+    pub fn constructor_error_kind(&self) -> Option<ErrorKind> {
+        match self {
+            LoadError::Constructor { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 }
@@ -363,6 +382,7 @@ impl PluginLibrary {
         let vars = vars.into_iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match entry.construct(vars, format!("{}/{class}", self.name())) {
             Ok(manager) => {
+                let manager = manager.of_plugin(self.name(), self.interface_version());
                 info!(plugin = self.name(), version = self.version(), class, path = %self.path.display(), "plugin manager constructed");
                 Ok(manager)
             }
@@ -370,6 +390,7 @@ impl PluginLibrary {
                 path,
                 class: class.to_owned(),
                 reason: err.report(),
+                kind: err.kind(),
             }),
         }
     }
@@ -609,15 +630,23 @@ fn open_uncached(path: &Path, opened: Opened) -> Result<PluginLibrary, LoadError
         },
     })?;
 
-    // Step 5: the interface's type layout matches.
-    header.ensure_layout::<PluginModule_Ref>().map_err(|err| {
-        let full = err.to_string();
-        debug!(path = %path.display(), report = %full, "plugin interface layout mismatch");
-        LoadError::LayoutMismatch {
-            path: owned(),
-            summary: summarize(&full),
-        }
-    })?;
+    // Step 5: the interface's type layout matches: the current one, or failing that the
+    // frozen layout of interface 2 (whose libraries lack the current table's trailing
+    // methods, which abi_stable's check refuses).
+    let layout = match header.ensure_layout::<PluginModule_Ref>() {
+        Ok(()) => Layout::Current,
+        Err(err) => match header.ensure_layout::<compat::v2::PluginModule_Ref>() {
+            Ok(()) => Layout::V2,
+            Err(_) => {
+                let full = err.to_string();
+                debug!(path = %path.display(), report = %full, "plugin interface layout mismatch");
+                return Err(LoadError::LayoutMismatch {
+                    path: owned(),
+                    summary: summarize(&full),
+                });
+            }
+        },
+    };
 
     // Step 6: the interface crate's version is compatible.
     let expected = PluginModule_Ref::VERSION_STRINGS;
@@ -634,21 +663,38 @@ fn open_uncached(path: &Path, opened: Opened) -> Result<PluginLibrary, LoadError
         });
     }
 
-    let module = header
-        .check_layout::<PluginModule_Ref>()
-        .map_err(|err| LoadError::Init {
-            path: owned(),
-            reason: err.to_string(),
-        })?;
+    let module = match layout {
+        Layout::Current => header.check_layout::<PluginModule_Ref>(),
+        // SAFETY: the library's root module passed abi_stable's check against interface
+        // 2's frozen types just above, and the current types are those plus trailing
+        // prefix fields only (the manager table's `list_tasks` and `purge`; asserted by
+        // the test beside `PluginModule`). A prefix type carries its own field count, so
+        // reading it through the longer type never reads past what the library built:
+        // each missing method is reported absent and its default body answers instead.
+        Layout::V2 => unsafe {
+            header.init_root_module_with_unchecked_layout::<PluginModule_Ref>()
+        },
+    }
+    .map_err(|err| LoadError::Init {
+        path: owned(),
+        reason: err.to_string(),
+    })?;
 
-    // Step 7: the interface version is accepted.
+    // Step 7: the interface version is accepted (and, for a library with interface 2's
+    // layout, is 2: the layout and the number must tell the same story).
     let version = module.interface_version();
-    if !(MIN_INTERFACE_VERSION..=INTERFACE_VERSION).contains(&version) {
+    if !(MIN_INTERFACE_VERSION..=INTERFACE_VERSION).contains(&version)
+        || (layout == Layout::V2 && version != 2)
+    {
         return Err(LoadError::InterfaceVersion {
             path: owned(),
             found: version,
             min: MIN_INTERFACE_VERSION,
-            max: INTERFACE_VERSION,
+            max: if layout == Layout::V2 {
+                2
+            } else {
+                INTERFACE_VERSION
+            },
         });
     }
 
@@ -662,6 +708,15 @@ fn open_uncached(path: &Path, opened: Opened) -> Result<PluginLibrary, LoadError
         path: Box::leak(path.to_path_buf().into_boxed_path()),
         sha256,
     })
+}
+
+/// Which interface's layout a library passed step 5 with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// This host's.
+    Current,
+    /// Interface 2's, frozen in `compat::v2`.
+    V2,
 }
 
 /// Why the dynamic loader refused a file, in its own words where it gave any (naming

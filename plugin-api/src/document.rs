@@ -404,11 +404,9 @@ pub fn validate_task_ids(op: Operation, task: &AgentTask) -> Result<()> {
 /// Re-targets an invalid-request-id error at the task that carried it.
 fn with_task(err: PersistenceError, task_id: &str) -> PersistenceError {
     match err {
-        PersistenceError::InvalidInput { op, reason, .. } => PersistenceError::InvalidInput {
-            op,
-            id: task_id.to_owned(),
-            reason: format!("an item's {reason}"),
-        },
+        PersistenceError::InvalidInput { op, reason, .. } => {
+            PersistenceError::invalid(op, task_id, format!("an item's {reason}"))
+        }
         other => other,
     }
 }

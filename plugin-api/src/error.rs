@@ -239,11 +239,16 @@ fn outcome_suffix(outcome: Outcome) -> &'static str {
 }
 
 /// A failed persistence operation.
+///
+/// Every variant is `#[non_exhaustive]`: match on it with `..`, and build one with its
+/// constructor ([`PersistenceError::not_found`], [`PersistenceError::unavailable`], ...),
+/// so that a field added later breaks no caller.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistenceError {
     /// `create` of a task id that is already stored; nothing was changed.
     #[error("{}: a task with this id already exists", On(*.op, .task_id))]
+    #[non_exhaustive]
     AlreadyExists {
         /// The failed operation.
         op: Operation,
@@ -253,6 +258,7 @@ pub enum PersistenceError {
 
     /// `update` or `delete` of a task that is not stored; nothing was changed.
     #[error("{}: no such task", On(*.op, .task_id))]
+    #[non_exhaustive]
     NotFound {
         /// The failed operation.
         op: Operation,
@@ -262,6 +268,7 @@ pub enum PersistenceError {
 
     /// The input was refused; nothing was stored.
     #[error("{}: invalid input: {reason}", On(*.op, .id))]
+    #[non_exhaustive]
     InvalidInput {
         /// The failed operation.
         op: Operation,
@@ -274,6 +281,7 @@ pub enum PersistenceError {
     /// `update_if_match`: the stored task no longer has the ETag the caller read; nothing
     /// was changed. Load it again, re-apply the change, and retry.
     #[error("{}: conflict: the task changed since ETag {expected} was read", On(*.op, .task_id))]
+    #[non_exhaustive]
     Conflict {
         /// The failed operation.
         op: Operation,
@@ -285,6 +293,7 @@ pub enum PersistenceError {
 
     /// The stored task could not be decoded.
     #[error("{}: stored data is corrupt", On(*.op, .task_id))]
+    #[non_exhaustive]
     Corrupt {
         /// The failed operation.
         op: Operation,
@@ -301,6 +310,7 @@ pub enum PersistenceError {
     /// `outcome` says whether that is known ([`PersistenceError::is_outcome_unknown`];
     /// see the module doc on retrying).
     #[error("{}: backend unavailable{}", On(*.op, .id), outcome_suffix(*.outcome))]
+    #[non_exhaustive]
     Unavailable {
         /// The failed operation.
         op: Operation,
@@ -319,6 +329,7 @@ pub enum PersistenceError {
     /// an unknown outcome: it may have been applied ([`PersistenceError::is_outcome_unknown`];
     /// see the module doc on retrying).
     #[error("{}: timed out after {} ms{}", On(*.op, .id), .after.as_millis(), outcome_suffix(*.outcome))]
+    #[non_exhaustive]
     Timeout {
         /// The failed operation.
         op: Operation,
@@ -332,6 +343,7 @@ pub enum PersistenceError {
 
     /// The backend answered with an error.
     #[error("{}: backend error", On(*.op, .id))]
+    #[non_exhaustive]
     Backend {
         /// The failed operation.
         op: Operation,
@@ -344,6 +356,7 @@ pub enum PersistenceError {
 
     /// A plugin failed: it panicked or broke the interface's rules.
     #[error("{}: plugin failure", On(*.op, .id))]
+    #[non_exhaustive]
     Plugin {
         /// The failed operation.
         op: Operation,
@@ -357,6 +370,7 @@ pub enum PersistenceError {
     /// The backend does not offer this operation: a plugin built for an older interface
     /// version, or a manager that does not implement it. Nothing was changed.
     #[error("{op}: not supported by {backend}{}", interface_suffix(*.interface_version))]
+    #[non_exhaustive]
     Unsupported {
         /// The operation asked for.
         op: Operation,

@@ -320,10 +320,7 @@ mod tests {
         .unwrap();
         assert!(elsewhere);
         let err = block_on(rt.run_blocking(Operation::Delete, "t", || {
-            Err::<(), _>(PersistenceError::NotFound {
-                op: Operation::Delete,
-                task_id: "t".into(),
-            })
+            Err::<(), _>(PersistenceError::not_found(Operation::Delete, "t"))
         }))
         .unwrap_err();
         assert!(err.is_not_found(), "{err}");

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod fixtures;
 pub mod logs;
 pub mod redis_server;
+pub mod released;
 
 /// The host's README example, compiled and run as a doctest here, where the host is a
 /// dependency as it is in an application.

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use ta_persistence::config::Config;
 use ta_persistence::loader::{load_plugin, open_library, LoadError, CHECKS};
-use ta_persistence::{ActiveBackend, FactoryError, PersistenceFactory, TaskPersistenceManager};
+use ta_persistence::{
+    ActiveBackend, ErrorKind, FactoryError, PersistenceFactory, TaskPersistenceManager,
+};
 use ta_persistence_tests::cdylib::plugin;
 use ta_persistence_tests::fixtures::{failure_matrix, panic_abort_plugin, FailureCase};
 use ta_persistence_tests::logs;
@@ -185,4 +187,50 @@ async fn a_manager_that_panics_in_drop_is_logged_and_the_host_carries_on() {
     // And the library still serves: another manager of it works.
     let (_, again) = load_plugin(&path, Some("PanickingManager"), &BTreeMap::new()).unwrap();
     again.health().await.unwrap();
+}
+
+#[test]
+fn a_constructor_error_keeps_its_kind_through_the_boundary() {
+    logs::capture();
+    let path = plugin("ta-fixture-misbehaving");
+    // A typed error keeps its kind; an untyped one is a backend error; a panic is the
+    // plugin's failure.
+    let cases = [
+        (
+            "UnavailableConstructor",
+            ErrorKind::Unavailable,
+            "connection refused by 127.0.0.1:1",
+        ),
+        (
+            "FailingConstructor",
+            ErrorKind::Backend,
+            "refusing to start",
+        ),
+        (
+            "PanickingConstructor",
+            ErrorKind::Plugin,
+            "constructor exploded",
+        ),
+    ];
+    for (class, kind, says) in cases {
+        let factory = PersistenceFactory::from_config(&Config::plugin(&path, class)).unwrap();
+        let reason = factory
+            .fallback_reason()
+            .unwrap_or_else(|| panic!("{class}: expected a fallback"));
+        assert_eq!(
+            reason.constructor_error_kind(),
+            Some(kind),
+            "{class}: {reason}"
+        );
+        assert!(reason.to_string().contains(says), "{class}: {reason}");
+
+        let strict = Config::plugin(&path, class).with_strict(true);
+        let Err(FactoryError::Plugin(err)) = PersistenceFactory::from_config(&strict) else {
+            panic!("{class}: strict must refuse to start");
+        };
+        assert_eq!(err.constructor_error_kind(), Some(kind), "{class}: {err}");
+    }
+    // The other steps have no constructor error.
+    let err = open_library(&path.with_extension("missing")).unwrap_err();
+    assert_eq!(err.constructor_error_kind(), None);
 }

@@ -9,8 +9,8 @@ use ta_persistence::config::Config;
 use ta_persistence::{
     ActiveBackend, ErrorKind, PersistenceError, PersistenceFactory, TaskPersistenceManager,
 };
-use ta_persistence_api::DocumentManager;
 use ta_persistence_api::Operation;
+use ta_persistence_api::{DocumentManager, PageRequest, TaskFilter};
 use ta_persistence_tests::cdylib::plugin;
 
 fn wrong_answers() -> Arc<dyn DocumentManager> {
@@ -102,4 +102,44 @@ async fn a_document_whose_fields_disagree_with_its_json_is_caught_when_decoded()
         "holds-nothing",
         store.load_by_request_id("forged").await,
     );
+}
+
+#[tokio::test]
+async fn a_listing_that_breaks_the_contract_is_a_plugin_error_saying_how() {
+    let store = wrong_answers();
+    let faults = [
+        ("excluded", "which the filter excludes"),
+        ("unordered", "out of listing order"),
+        ("repeated", "out of listing order"),
+        ("oversized", "at most 1 tasks, it returned 2"),
+        ("foreign-cursor", "next cursor is not one for this filter"),
+        ("early-cursor", "not after the page's last task"),
+        ("empty-next", "empty page with a next cursor"),
+    ];
+    for (session, what) in faults {
+        let filter = TaskFilter::all().session(session);
+        let size = if session == "oversized" { 1 } else { 10 };
+        let page = PageRequest::new(size).unwrap();
+        let err = store.list_tasks(&filter, &page).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Plugin, "{session}: {err}");
+        assert_eq!(err.operation(), Operation::List, "{session}: {err}");
+        let report = err.report();
+        assert!(
+            report.contains("broke the interface contract") && report.contains(what),
+            "{session}: {report}"
+        );
+    }
+    // Correct pages pass the same checks unchanged.
+    let page = store
+        .list_tasks(&TaskFilter::all().session("fine"), &PageRequest::default())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.tasks.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids, ["newer", "older"]);
+    assert!(page.next.is_none());
+    let page = store
+        .list_tasks(&TaskFilter::all(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.tasks.len(), 1);
 }

@@ -67,11 +67,11 @@ impl Stored {
 
 /// A packed task that does not read back: a bug in `packed`, reported, not hidden.
 fn corrupt(op: Operation, task_id: &str) -> PersistenceError {
-    PersistenceError::Corrupt {
+    PersistenceError::corrupt(
         op,
-        task_id: task_id.to_owned(),
-        source: "the in-memory copy of the task does not read back".into(),
-    }
+        task_id,
+        "the in-memory copy of the task does not read back",
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -198,18 +198,18 @@ impl InMemoryPersistenceManager {
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
         let Some((key, stored)) = tasks.get_key_value_mut(task.task_id.as_str()) else {
-            return Err(PersistenceError::NotFound {
-                op: Operation::Update,
-                task_id: task.task_id.clone(),
-            });
+            return Err(PersistenceError::not_found(
+                Operation::Update,
+                task.task_id.clone(),
+            ));
         };
         if let Some(expected) = expected {
             if etag_of(stored.revision) != *expected {
-                return Err(PersistenceError::Conflict {
-                    op: Operation::Update,
-                    task_id: task.task_id.clone(),
-                    expected: expected.to_string(),
-                });
+                return Err(PersistenceError::conflict(
+                    Operation::Update,
+                    task.task_id.clone(),
+                    expected.to_string(),
+                ));
             }
         }
         let old_keys = stored.index_keys(Operation::Update, key)?;
@@ -310,10 +310,10 @@ impl InMemoryPersistenceManager {
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
         if tasks.contains_key(task.task_id.as_str()) {
-            return Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: task.task_id,
-            });
+            return Err(PersistenceError::already_exists(
+                Operation::Create,
+                task.task_id,
+            ));
         }
         let key: Arc<str> = Arc::from(task.task_id.as_str());
         let member = Member {
@@ -349,10 +349,7 @@ impl InMemoryPersistenceManager {
         let mut state = self.write();
         let State { tasks, index } = &mut *state;
         let Some((key, stored)) = tasks.get_key_value(task_id) else {
-            return Err(PersistenceError::NotFound {
-                op: Operation::Delete,
-                task_id: task_id.to_owned(),
-            });
+            return Err(PersistenceError::not_found(Operation::Delete, task_id));
         };
         // Read the index keys before changing anything: if they cannot be read, the task
         // and its index entries stay as they were, rather than leaving orphan entries.

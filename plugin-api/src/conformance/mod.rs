@@ -11,8 +11,11 @@
 //!   store, each with a time limit ([`CASE_TIMEOUT`]), a panicking case counting as a
 //!   failure, and returns a [`SuiteReport`] that prints as a table;
 //! - the case functions themselves are public (in [`crud`], [`roundtrip`], [`index`],
-//!   [`etag`], [`validation`], [`documents`], [`concurrency`] and [`contention`]) for a
-//!   test that wants to run one on its own.
+//!   [`etag`], [`validation`], [`documents`], [`concurrency`], [`contention`] and
+//!   [`listing`]) for a test that wants to run one on its own;
+//! - the retention cases ([`retention`]) need a store configured with a retention
+//!   policy, so they run apart: [`run_retention_suite`] hands the policy to the function
+//!   that builds each store.
 //!
 //! # WARNING: the suite is destructive
 //!
@@ -64,6 +67,9 @@
 //! [`documents`]: crate::conformance::documents
 //! [`concurrency`]: crate::conformance::concurrency
 //! [`contention`]: crate::conformance::contention
+//! [`listing`]: crate::conformance::listing
+//! [`retention`]: crate::conformance::retention
+//! [`run_retention_suite`]: crate::conformance::run_retention_suite
 
 use std::fmt;
 
@@ -193,13 +199,17 @@ pub mod documents;
 pub mod etag;
 mod fixtures;
 pub mod index;
+pub mod listing;
 mod registry;
+pub mod retention;
 pub mod roundtrip;
 mod runner;
 pub mod validation;
 
-pub use registry::{cases, Case};
-pub use runner::{run_case, run_suite, typed, CaseOutcome, SuiteReport, CASE_TIMEOUT};
+pub use registry::{cases, retention_cases, Case};
+pub use runner::{
+    run_case, run_retention_suite, run_suite, typed, CaseOutcome, SuiteReport, CASE_TIMEOUT,
+};
 
 /// What a case returns: `Ok(())` when the store behaved as the contract says.
 pub type CaseResult = Result<(), CaseFailure>;

@@ -6,7 +6,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::CaseResult;
-use super::{concurrency, contention, crud, documents, etag, index, roundtrip, validation};
+use super::{
+    concurrency, contention, crud, documents, etag, index, listing, retention, roundtrip,
+    validation,
+};
 use crate::document_store::DocumentManager;
 
 /// One case of the suite.
@@ -186,5 +189,41 @@ pub fn cases() -> Vec<Case> {
             => "32 update_if_match with one ETag: exactly one wins";
         shared contention::concurrent_read_modify_write_loses_nothing
             => "64 ETag read-modify-write turns: no update is lost";
+        borrowed listing::listing_of_an_empty_session_is_empty
+            => "listing a session with no tasks is one empty, last page";
+        borrowed listing::listing_is_newest_first_then_by_task_id
+            => "listings are newest created first, ties by task id descending";
+        borrowed listing::pages_cover_every_task_once
+            => "walks with any page size list every task once, in order";
+        borrowed listing::summaries_carry_the_task_fields
+            => "a summary holds the task's ids, status, times and item count";
+        borrowed listing::filters_select_exactly_their_tasks
+            => "session, user and status filters list exactly their tasks";
+        borrowed listing::listing_follows_updates_and_deletes
+            => "listings follow updated sessions, statuses, times, deletes, clear";
+        borrowed listing::foreign_cursors_and_sizes_are_refused
+            => "edited, cut or foreign cursors and bad sizes are InvalidInput";
+        borrowed listing::a_cursor_outlives_the_deletion_of_its_task
+            => "a page resumes exactly after a cursor whose task was deleted";
+        shared listing::a_walk_is_exact_while_others_write
+            => "a walk lists every lasting task once while others write";
+    }
+}
+
+/// The retention cases, for a store configured with
+/// [`suite_policy`](super::retention::suite_policy); see
+/// [`run_retention_suite`](super::run_retention_suite).
+pub fn retention_cases() -> Vec<Case> {
+    registry! {
+        borrowed retention::expired_tasks_vanish_from_every_read
+            => "an expired task is gone from reads, lookups, listings and writes";
+        borrowed retention::unretained_statuses_stay
+            => "running, paused and unnamed statuses never expire";
+        borrowed retention::a_write_into_running_clears_the_expiry
+            => "a write into a status that is not retained clears the expiry";
+        borrowed retention::a_write_restarts_the_clock
+            => "age counts from the last write";
+        borrowed retention::purge_removes_only_what_expired
+            => "purge removes what expired, nothing else, and nothing twice";
     }
 }

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
-use super::{cases, Case, CaseFailure, CaseResult};
+use super::{cases, retention_cases, Case, CaseFailure, CaseResult};
 use crate::document_store::{DocumentManager, TypedDocuments};
 use crate::manager::TaskPersistenceManager;
+use crate::retention::RetentionPolicy;
 
 /// How long one case may run before it counts as failed.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,13 +108,36 @@ pub fn typed<M: TaskPersistenceManager>(manager: M) -> Arc<dyn DocumentManager> 
 /// failed, so one broken case never hides the others.
 ///
 /// Must be called inside a tokio runtime with timers enabled.
-pub async fn run_suite<F, Fut>(mut make_store: F, filter: Option<&str>) -> SuiteReport
+pub async fn run_suite<F, Fut>(make_store: F, filter: Option<&str>) -> SuiteReport
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Arc<dyn DocumentManager>>,
+{
+    run_cases(cases(), make_store, filter).await
+}
+
+/// Runs the retention cases ([`retention_cases`]) as [`run_suite`] runs the others: each
+/// against a fresh store from `make_store`, which is given the policy to configure it
+/// with ([`suite_policy`](super::retention::suite_policy)).
+///
+/// The cases wait on tokio's clock (a few seconds in all, or no time in a paused
+/// runtime for a store whose expiry follows tokio's clock).
+pub async fn run_retention_suite<F, Fut>(mut make_store: F, filter: Option<&str>) -> SuiteReport
+where
+    F: FnMut(RetentionPolicy) -> Fut,
+    Fut: Future<Output = Arc<dyn DocumentManager>>,
+{
+    let policy = super::retention::suite_policy();
+    run_cases(retention_cases(), || make_store(policy), filter).await
+}
+
+async fn run_cases<F, Fut>(all: Vec<Case>, mut make_store: F, filter: Option<&str>) -> SuiteReport
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Arc<dyn DocumentManager>>,
 {
     let mut report = SuiteReport::default();
-    for case in cases() {
+    for case in all {
         if filter.is_some_and(|f| !case.name.contains(f)) {
             continue;
         }

@@ -18,10 +18,12 @@ use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString};
 use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 
-use super::types::{FfiDocument, FfiError, FfiVersioned};
+use super::module::INTERFACE_VERSION;
+use super::types::{FfiDocument, FfiError, FfiPage, FfiPageRequest, FfiTaskFilter, FfiVersioned};
 use crate::document::TaskDocument;
 use crate::document_store::{DocumentManager, DocumentStore};
 use crate::error::{Operation, PersistenceError, Result};
+use crate::listing::{Page, PageRequest, TaskFilter};
 #[cfg(doc)]
 use crate::manager::TaskPersistenceManager;
 use crate::manager::{ETag, Versioned};
@@ -32,7 +34,12 @@ pub type FfiResult<T> = RResult<T, FfiError>;
 /// The manager's function table: every method of [`TaskPersistenceManager`], over
 /// documents, each returning a future the host can await on any executor.
 ///
-/// The table is a prefix type: later interface versions add methods after the last one.
+/// The table is a prefix type: later interface versions add methods after the last one,
+/// each with a default body. abi_stable runs that body when a library built before the
+/// method has no slot for it, so it answers `Unsupported` (which [`ForeignManager`]
+/// completes with the plugin's name and interface version) instead of the host
+/// panicking. `clear` stays the last prefix field: the fields before it are what every
+/// accepted library has.
 #[sabi_trait]
 pub trait FfiManager: Send + Sync {
     /// See [`TaskPersistenceManager::create`].
@@ -57,6 +64,26 @@ pub trait FfiManager: Send + Sync {
     /// See [`TaskPersistenceManager::clear`].
     #[sabi(last_prefix_field)]
     fn clear(&self) -> FfiFuture<FfiResult<u64>>;
+    /// See [`TaskPersistenceManager::list_tasks`] (interface 3 on).
+    fn list_tasks(
+        &self,
+        filter: FfiTaskFilter,
+        page: FfiPageRequest,
+    ) -> FfiFuture<FfiResult<FfiPage>> {
+        let _ = (filter, page);
+        crate::ffi::manager::not_in_table(Operation::List)
+    }
+    /// See [`TaskPersistenceManager::purge`] (interface 3 on).
+    fn purge(&self) -> FfiFuture<FfiResult<u64>> {
+        crate::ffi::manager::not_in_table(Operation::Purge)
+    }
+}
+
+/// The answer of a method the plugin's function table lacks: `Unsupported`, with no
+/// backend named (the host's [`ForeignManager`] knows which plugin it is).
+pub(crate) fn not_in_table<T: Send + 'static>(op: Operation) -> FfiFuture<FfiResult<T>> {
+    let err = FfiError::from_error(&PersistenceError::unsupported(op, "", None));
+    async move { RResult::RErr(err) }.into_ffi()
 }
 
 /// An owned, type-erased manager object as it crosses the boundary.
@@ -275,6 +302,33 @@ impl<T: DocumentManager> FfiManager for Exported<T> {
             |n| n,
         )
     }
+
+    fn list_tasks(
+        &self,
+        filter: FfiTaskFilter,
+        page: FfiPageRequest,
+    ) -> FfiFuture<FfiResult<FfiPage>> {
+        let inner = Arc::clone(&self.inner);
+        guard(
+            Operation::List,
+            String::new(),
+            move || async move {
+                let filter = filter.to_filter()?;
+                inner.list_tasks(&filter, &PageRequest::from(&page)).await
+            },
+            FfiPage::from,
+        )
+    }
+
+    fn purge(&self) -> FfiFuture<FfiResult<u64>> {
+        let inner = Arc::clone(&self.inner);
+        guard(
+            Operation::Purge,
+            String::new(),
+            move || async move { inner.purge().await },
+            |n| n,
+        )
+    }
 }
 
 /// The host side: a loaded plugin's manager, implementing the native trait (through
@@ -286,29 +340,71 @@ impl<T: DocumentManager> FfiManager for Exported<T> {
 pub struct ForeignManager {
     inner: FfiManagerBox,
     label: String,
+    plugin: String,
+    interface_version: u32,
 }
 
 impl std::fmt::Debug for ForeignManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ForeignManager")
             .field("label", &self.label)
+            .field("plugin", &self.plugin)
+            .field("interface_version", &self.interface_version)
             .finish_non_exhaustive()
     }
 }
 
 impl ForeignManager {
     /// Wraps a manager object a plugin's constructor returned. `label` names it in logs
-    /// (e.g. `plugin-name/ClassName`).
+    /// (e.g. `plugin-name/ClassName`); until [`of_plugin`](Self::of_plugin) says
+    /// otherwise, it also names the plugin, built for this [`INTERFACE_VERSION`].
     pub fn new(inner: FfiManagerBox, label: impl Into<String>) -> Self {
+        let label = label.into();
         ForeignManager {
             inner,
-            label: label.into(),
+            plugin: label.clone(),
+            label,
+            interface_version: INTERFACE_VERSION,
         }
+    }
+
+    /// The same manager, from the plugin `name` built for `interface_version`: what an
+    /// operation its function table lacks answers in its `Unsupported` error.
+    #[must_use]
+    pub fn of_plugin(mut self, name: impl Into<String>, interface_version: u32) -> Self {
+        self.plugin = name.into();
+        self.interface_version = interface_version;
+        self
     }
 
     /// The label given at construction.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The plugin's name (see [`of_plugin`](Self::of_plugin)).
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The interface version the plugin was built for.
+    pub fn interface_version(&self) -> u32 {
+        self.interface_version
+    }
+
+    /// An `Unsupported` answer that names no backend came from a slot the plugin's
+    /// table lacks (or from a plugin that did not say): name the plugin and its version.
+    fn name_unsupported(&self, err: PersistenceError) -> PersistenceError {
+        match &err {
+            PersistenceError::Unsupported { op, backend, .. } if backend.is_empty() => {
+                PersistenceError::unsupported(
+                    *op,
+                    self.plugin.as_str(),
+                    Some(self.interface_version),
+                )
+            }
+            _ => err,
+        }
     }
 
     async fn call<T>(&self, op: Operation, id: &str, fut: FfiFuture<FfiResult<T>>) -> Result<T> {
@@ -396,5 +492,22 @@ impl DocumentStore for ForeignManager {
 
     async fn remove_all(&self) -> Result<u64> {
         self.call(Operation::Clear, "", self.inner.clear()).await
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let fut = self
+            .inner
+            .list_tasks(FfiTaskFilter::from(filter), FfiPageRequest::from(page));
+        let page = self
+            .call(Operation::List, "", fut)
+            .await
+            .map_err(|e| self.name_unsupported(e))?;
+        page.into_page(&self.label)
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        self.call(Operation::Purge, "", self.inner.purge())
+            .await
+            .map_err(|e| self.name_unsupported(e))
     }
 }

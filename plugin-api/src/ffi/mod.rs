@@ -38,20 +38,25 @@
 //!
 //! # When you change the interface, also…
 //!
-//! 1. add methods or module fields only at the end (they are prefix types), with a
-//!    default for libraries that lack them. abi_stable's layout check accepts a library
-//!    whose root module has the host's fields or more, never fewer: a library built
-//!    before a new root-module field is refused at the layout step, so raise
-//!    [`MIN_INTERFACE_VERSION`] with it (the test beside [`PluginModule`] shows both
-//!    directions with a frozen copy; do the same before promising anything for the
-//!    manager's function table);
+//! 1. add methods or module fields only at the end (they are prefix types), each method
+//!    with a default body answering `Unsupported` (abi_stable runs it when a library
+//!    lacks the slot). abi_stable's layout check accepts a library whose prefix types
+//!    have the host's fields or more, never fewer, so before the change freeze the
+//!    current types as `compat::vN` (same names, same order; see [`compat::v2`]) and
+//!    teach the loader to check a refused library against that copy before reading it
+//!    through the current types; extend the unit test beside [`PluginModule`] that
+//!    asserts the current layout is the copy plus trailing fields. A root-module field
+//!    that older libraries cannot do without (as the panic strategy was) raises
+//!    [`MIN_INTERFACE_VERSION`] instead;
 //! 2. bump [`INTERFACE_VERSION`] and add a line to its history;
 //! 3. never change an existing field, parameter or `#[repr]` (a plugin built against the
 //!    old layout is refused at load with a layout error);
 //! 4. teach [`ForeignManager`] and the plugin-side wrapper the new method;
 //! 5. add the method to the conformance suite;
-//! 6. re-run the loader's failure matrix (`tests/tests/loader_*.rs`).
+//! 6. keep a library built against the previous interface among the test fixtures, and
+//!    re-run the loader's failure matrix (`tests/tests/loader_*.rs`).
 
+pub mod compat;
 mod export;
 pub mod logging;
 mod manager;
@@ -66,7 +71,10 @@ pub use module::{
     Constructor, ManagerEntry, PluginModule, PluginModule_Ref, INTERFACE_VERSION,
     MIN_INTERFACE_VERSION,
 };
-pub use types::{FfiDocument, FfiError, FfiVar, FfiVersioned, HostHooks, RemoteError};
+pub use types::{
+    FfiDocument, FfiError, FfiPage, FfiPageRequest, FfiTaskFilter, FfiTaskSummary, FfiVar,
+    FfiVersioned, HostHooks, RemoteError,
+};
 
 /// What the export macros expand to; not part of the public API.
 #[doc(hidden)]

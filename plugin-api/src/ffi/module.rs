@@ -21,7 +21,10 @@ use crate::error::{Operation, PersistenceError};
 ///   load_with_etag, update_if_match, health, clear; documents cross as JSON).
 /// - 2: the root module records whether the plugin was built with `panic = "unwind"`
 ///   ([`PluginModule::panic_unwinds`]); the host refuses a plugin built otherwise.
-pub const INTERFACE_VERSION: u32 = 2;
+/// - 3: the manager's table gains `list_tasks` and `purge` (listing and retention).
+///   Version 2 libraries still load (checked against [`compat::v2`](super::compat::v2));
+///   both operations answer `Unsupported` naming the plugin and its version.
+pub const INTERFACE_VERSION: u32 = 3;
 
 /// The oldest interface version this host still loads.
 ///
@@ -29,7 +32,8 @@ pub const INTERFACE_VERSION: u32 = 2;
 /// abi_stable's layout check accepts a library whose prefix type has the host's fields or
 /// more, never fewer (so they already fail the layout check). That is also the safe
 /// answer: nothing tells whether such a library was built with `panic = "abort"`. Such a
-/// plugin needs only a rebuild against this crate.
+/// plugin needs only a rebuild against this crate. Version 2 libraries pass the check
+/// against their frozen copy ([`compat::v2`](super::compat::v2)).
 pub const MIN_INTERFACE_VERSION: u32 = 2;
 
 /// A manager's constructor: the host's `TA_*` variables and hooks in, a manager or an
@@ -189,7 +193,41 @@ mod tests {
         }
     }
 
+    // abi_stable's checker is not symmetric: the first layout is the interface (what the
+    // host expects), the second the implementation (what the library has). A prefix type
+    // passes when the implementation has the interface's fields or more.
+    //
+    // The checker also records, for the whole process, every pair of prefix types it
+    // accepted, and checks later pairs against that record: so every comparison of
+    // these frozen copies runs in this one test, in a fixed order, never concurrently.
     #[test]
+    fn interfaces_grow_only_by_trailing_prefix_fields() {
+        the_panic_field_is_a_compatible_addition_in_abi_stable_terms();
+        the_current_interface_is_interface_2_plus_trailing_fields();
+    }
+
+    fn the_current_interface_is_interface_2_plus_trailing_fields() {
+        use crate::ffi::compat::v2;
+        // Reading an interface-2 library through the current types (what the loader does
+        // once it has checked the library against `compat::v2`) is sound only if the
+        // current layout extends interface 2's, which is exactly "a host built for
+        // interface 2 accepts a current library".
+        let v2_module = <v2::PluginModule_Ref as StableAbi>::LAYOUT;
+        let module = <super::PluginModule_Ref as StableAbi>::LAYOUT;
+        check_layout_compatibility(v2_module, module).unwrap_or_else(|e| {
+            panic!("the current root module does not extend interface 2's: {e}")
+        });
+        let v2_table = <v2::FfiManagerBox as StableAbi>::LAYOUT;
+        let table = <crate::ffi::FfiManagerBox as StableAbi>::LAYOUT;
+        check_layout_compatibility(v2_table, table).unwrap_or_else(|e| {
+            panic!("the current function table does not extend interface 2's: {e}")
+        });
+        // The current host's own check refuses an interface-2 library (its table has
+        // fewer methods): why the loader checks against `compat::v2` next.
+        assert!(check_layout_compatibility(module, v2_module).is_err());
+        assert!(check_layout_compatibility(table, v2_table).is_err());
+    }
+
     fn the_panic_field_is_a_compatible_addition_in_abi_stable_terms() {
         let current = <super::PluginModule_Ref as StableAbi>::LAYOUT;
         let v1 = <v1::PluginModule_Ref as StableAbi>::LAYOUT;

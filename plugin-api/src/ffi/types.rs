@@ -1,13 +1,16 @@
-//! The plain data that crosses the boundary: documents, errors, log records, host hooks.
+//! The plain data that crosses the boundary: documents, errors, listings, log records,
+//! host hooks.
 
 use std::fmt;
 
-use abi_stable::std_types::{RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 use crate::document::TaskDocument;
-use crate::error::{ErrorKind, Operation, Outcome, PersistenceError};
+use crate::error::{ErrorKind, Operation, Outcome, PersistenceError, Result};
+use crate::listing::{Cursor, Page, PageRequest, TaskFilter, TaskSummary};
 use crate::manager::{ETag, Versioned};
+use crate::model::{TaskStatus, Timestamp};
 
 /// A task document as it crosses the boundary (see [`TaskDocument`]).
 #[repr(C)]
@@ -278,6 +281,193 @@ impl std::error::Error for RemoteError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A [`TaskFilter`] as it crosses the boundary (interface 3 on).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiTaskFilter {
+    /// Only this session's tasks.
+    pub session_id: ROption<RString>,
+    /// Only this user's tasks.
+    pub user_id: ROption<RString>,
+    /// Only tasks in one of these statuses, as [`TaskStatus::ordinal`]s.
+    pub statuses: ROption<RVec<u8>>,
+}
+
+impl From<&TaskFilter> for FfiTaskFilter {
+    fn from(filter: &TaskFilter) -> Self {
+        FfiTaskFilter {
+            session_id: filter.session_id().map(RString::from).into(),
+            user_id: filter.user_id().map(RString::from).into(),
+            statuses: filter
+                .status_set()
+                .map(|set| set.iter().map(|s| s.ordinal()).collect())
+                .into(),
+        }
+    }
+}
+
+impl FfiTaskFilter {
+    /// The filter, on the plugin's side: a status this version does not know (sent by a
+    /// newer host) is refused as `InvalidInput` rather than dropped, which would widen
+    /// the listing.
+    pub fn to_filter(&self) -> Result<TaskFilter> {
+        let mut filter = TaskFilter::all();
+        if let ROption::RSome(session) = &self.session_id {
+            filter = filter.session(session.as_str());
+        }
+        if let ROption::RSome(user) = &self.user_id {
+            filter = filter.user(user.as_str());
+        }
+        if let ROption::RSome(ordinals) = &self.statuses {
+            let statuses = ordinals
+                .iter()
+                .map(|&o| {
+                    TaskStatus::from_ordinal(o).ok_or_else(|| {
+                        PersistenceError::invalid(
+                            Operation::List,
+                            "",
+                            format!("the filter names status {o}, which this plugin does not know"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            filter = filter.statuses(statuses);
+        }
+        Ok(filter)
+    }
+}
+
+/// A [`PageRequest`] as it crosses the boundary (interface 3 on); the plugin checks it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiPageRequest {
+    /// The page size.
+    pub size: u32,
+    /// The cursor the page starts after, as the caller gave it.
+    pub cursor: ROption<RString>,
+}
+
+impl From<&PageRequest> for FfiPageRequest {
+    fn from(page: &PageRequest) -> Self {
+        FfiPageRequest {
+            size: page.size(),
+            cursor: page.cursor().map(|c| RString::from(c.as_str())).into(),
+        }
+    }
+}
+
+impl From<&FfiPageRequest> for PageRequest {
+    fn from(page: &FfiPageRequest) -> Self {
+        let cursor = match &page.cursor {
+            ROption::RSome(text) => Some(Cursor::from_string(text.as_str())),
+            ROption::RNone => None,
+        };
+        PageRequest::from_parts(page.size, cursor)
+    }
+}
+
+/// A [`TaskSummary`] as it crosses the boundary (interface 3 on): the status as its
+/// ordinal, the times as their wire text (which keeps naive and aware times apart).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiTaskSummary {
+    /// The task id.
+    pub task_id: RString,
+    /// Its session.
+    pub session_id: RString,
+    /// Its user.
+    pub user_id: RString,
+    /// Its status, as [`TaskStatus::ordinal`].
+    pub status: u8,
+    /// `created_at`, as the task's JSON writes it.
+    pub created_at: RString,
+    /// `last_updated`, as the task's JSON writes it.
+    pub last_updated: RString,
+    /// How many items the task holds.
+    pub item_count: u64,
+}
+
+impl From<TaskSummary> for FfiTaskSummary {
+    fn from(summary: TaskSummary) -> Self {
+        FfiTaskSummary {
+            status: summary.status.ordinal(),
+            created_at: summary.created_at.to_string().into(),
+            last_updated: summary.last_updated.to_string().into(),
+            item_count: summary.item_count,
+            task_id: summary.task_id.into(),
+            session_id: summary.session_id.into(),
+            user_id: summary.user_id.into(),
+        }
+    }
+}
+
+impl FfiTaskSummary {
+    /// The summary, on the host's side; `Err` says what the plugin sent that is not one.
+    fn into_summary(self) -> std::result::Result<TaskSummary, String> {
+        let id = self.task_id.as_str();
+        let status = TaskStatus::from_ordinal(self.status)
+            .ok_or_else(|| format!("task {id:?} has unknown status {}", self.status))?;
+        let time = |field: &str, text: &RString| {
+            Timestamp::parse(text.as_str())
+                .map_err(|e| format!("task {id:?} has {field} {:?}: {}", e.input(), e.reason()))
+        };
+        let created_at = time("created_at", &self.created_at)?;
+        let last_updated = time("last_updated", &self.last_updated)?;
+        Ok(TaskSummary::new(
+            self.task_id.into_string(),
+            self.session_id.into_string(),
+            self.user_id.into_string(),
+            status,
+            created_at,
+            last_updated,
+            self.item_count,
+        ))
+    }
+}
+
+/// A [`Page`] as it crosses the boundary (interface 3 on).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FfiPage {
+    /// The tasks, in listing order.
+    pub tasks: RVec<FfiTaskSummary>,
+    /// The next page's cursor; none on the last page.
+    pub next: ROption<RString>,
+}
+
+impl From<Page> for FfiPage {
+    fn from(page: Page) -> Self {
+        FfiPage {
+            tasks: page.tasks.into_iter().map(FfiTaskSummary::from).collect(),
+            next: page.next.map(|c| RString::from(c.as_str())).into(),
+        }
+    }
+}
+
+impl FfiPage {
+    /// The page, on the host's side: a summary that does not decode is a `Plugin` error
+    /// naming `plugin` and the task.
+    pub fn into_page(self, plugin: &str) -> Result<Page> {
+        let tasks = self
+            .tasks
+            .into_iter()
+            .map(FfiTaskSummary::into_summary)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|what| {
+                PersistenceError::plugin(
+                    Operation::List,
+                    "",
+                    format!("{plugin} answered a listing that is not one: {what}"),
+                )
+            })?;
+        let next = match self.next {
+            ROption::RSome(text) => Some(Cursor::from_string(text.into_string())),
+            ROption::RNone => None,
+        };
+        Ok(Page::new(tasks, next))
     }
 }
 

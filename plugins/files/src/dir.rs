@@ -21,7 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 use ta_persistence_api::{
-    ETag, Operation, Outcome, PersistenceError, Result, TaskDocument, Versioned,
+    ETag, Operation, Outcome, Page, PageRequest, PersistenceError, Result, TaskDocument,
+    TaskFilter, TaskSummary, Versioned,
 };
 
 /// The first word of every task file, and the format's version.
@@ -91,11 +92,8 @@ impl TaskDir {
             Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(op, id, path, e)),
         };
-        let corrupt = |why: String| PersistenceError::Corrupt {
-            op,
-            task_id: id.to_owned(),
-            source: format!("{}: {why}", path.display()).into(),
-        };
+        let corrupt =
+            |why: String| PersistenceError::corrupt(op, id, format!("{}: {why}", path.display()));
         let text = String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
         let (header, json) = text
             .split_once('\n')
@@ -160,11 +158,11 @@ impl TaskDir {
     fn load(&self, op: Operation, task_id: &str) -> Result<Option<Stored>> {
         let stored = self.read(&self.file_of(task_id), op, task_id)?;
         match stored {
-            Some(s) if s.doc.task_id() != task_id => Err(PersistenceError::Corrupt {
+            Some(s) if s.doc.task_id() != task_id => Err(PersistenceError::corrupt(
                 op,
-                task_id: task_id.to_owned(),
-                source: format!("its file holds task {:?}", s.doc.task_id()).into(),
-            }),
+                task_id,
+                format!("its file holds task {:?}", s.doc.task_id()),
+            )),
             other => Ok(other),
         }
     }
@@ -174,10 +172,10 @@ impl TaskDir {
         let exists = self.file_of(doc.task_id()).try_exists();
         match exists {
             Ok(false) => self.write(Operation::Create, doc, &new_etag()),
-            Ok(true) => Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: doc.task_id().to_owned(),
-            }),
+            Ok(true) => Err(PersistenceError::already_exists(
+                Operation::Create,
+                doc.task_id(),
+            )),
             Err(e) => Err(io_error(
                 Operation::Create,
                 doc.task_id(),
@@ -198,18 +196,15 @@ impl TaskDir {
         let op = Operation::Update;
         let _writer = self.lock();
         let Some(current) = self.load(op, doc.task_id())? else {
-            return Err(PersistenceError::NotFound {
-                op,
-                task_id: doc.task_id().to_owned(),
-            });
+            return Err(PersistenceError::not_found(op, doc.task_id()));
         };
         if let Some(expected) = expected {
             if *expected != current.etag {
-                return Err(PersistenceError::Conflict {
+                return Err(PersistenceError::conflict(
                     op,
-                    task_id: doc.task_id().to_owned(),
-                    expected: expected.to_string(),
-                });
+                    doc.task_id(),
+                    expected.to_string(),
+                ));
             }
         }
         let etag = next_etag(&current.etag);
@@ -223,10 +218,7 @@ impl TaskDir {
         let path = self.file_of(task_id);
         match fs::remove_file(&path) {
             Ok(()) => self.sync_dir(op, task_id),
-            Err(e) if e.kind() == IoKind::NotFound => Err(PersistenceError::NotFound {
-                op,
-                task_id: task_id.to_owned(),
-            }),
+            Err(e) if e.kind() == IoKind::NotFound => Err(PersistenceError::not_found(op, task_id)),
             Err(e) => Err(io_error(op, task_id, &path, e)),
         }
     }
@@ -253,6 +245,28 @@ impl TaskDir {
             }
         }
         Ok(best)
+    }
+
+    /// One page of `filter`'s listing, by reading every task file (like `find`, a cost
+    /// proportional to the store's size).
+    pub(crate) fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let op = Operation::List;
+        let after = page.start_after(filter)?;
+        let mut matching = Vec::new();
+        for path in self.task_files(op, "")? {
+            let Some(stored) = self.read(&path, op, "")? else {
+                continue;
+            };
+            let id = stored.doc.task_id().to_owned();
+            let summary = TaskSummary::from_json(stored.doc.json())
+                .map_err(|e| PersistenceError::corrupt(op, &id, e))?;
+            if filter.matches_summary(&summary) && after.as_ref().is_none_or(|a| summary.key() > *a)
+            {
+                matching.push(summary);
+            }
+        }
+        matching.sort_by_key(TaskSummary::key);
+        Ok(Page::from_ordered(matching, filter, page.size()))
     }
 
     pub(crate) fn ping(&self) -> Result<()> {

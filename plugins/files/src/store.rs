@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::retention::{RetentionPolicy, RETENTION_VAR};
 use ta_persistence_api::runtime::PluginRuntime;
 use ta_persistence_api::{
-    async_trait, BoxError, DocumentStore, ETag, Operation, Result, TaskDocument, Versioned,
+    async_trait, BoxError, DocumentStore, ETag, Operation, Page, PageRequest, Result, TaskDocument,
+    TaskFilter, Versioned,
 };
 
 use crate::dir::TaskDir;
@@ -41,6 +43,13 @@ impl FromConfig for FileTaskPersistenceManager {
                 .filter(|n| (1..=512).contains(n))
                 .ok_or_else(|| format!("{THREADS_VAR}={v:?} is not a number from 1 to 512"))?,
         };
+        // This example keeps tasks until they are deleted: refuse a policy rather than
+        // ignore it.
+        if !RetentionPolicy::from_config(config)?.is_empty() {
+            return Err(
+                format!("{RETENTION_VAR} is set, and the file store has no retention").into(),
+            );
+        }
         Self::open(PathBuf::from(dir), threads)
     }
 }
@@ -132,6 +141,16 @@ impl DocumentStore for FileTaskPersistenceManager {
     async fn remove_all(&self) -> Result<u64> {
         self.run(Operation::Clear, "", TaskDir::remove_all).await
     }
+
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.run(Operation::List, "", move |d| d.list(&filter, &page))
+            .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        Ok(0) // no retention (a policy is refused at start-up): nothing expires
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +164,18 @@ mod tests {
 
     fn config(vars: &[(&str, &str)]) -> PluginConfig {
         PluginConfig::new(vars.iter().copied())
+    }
+
+    #[test]
+    fn a_retention_policy_is_refused_not_ignored() {
+        let err = FileTaskPersistenceManager::from_config(&config(&[
+            (DIR_VAR, "/nonexistent"),
+            (RETENTION_VAR, "completed=1d"),
+        ]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains(RETENTION_VAR), "{err}");
     }
 
     #[test]

@@ -78,18 +78,18 @@ impl State {
 
     fn replace(&mut self, doc: TaskDocument, expected: Option<&ETag>) -> Result<ETag> {
         let Some(current) = self.docs.get(doc.task_id()).map(|e| e.revision) else {
-            return Err(PersistenceError::NotFound {
-                op: Operation::Update,
-                task_id: doc.task_id().to_owned(),
-            });
+            return Err(PersistenceError::not_found(
+                Operation::Update,
+                doc.task_id(),
+            ));
         };
         if let Some(expected) = expected {
             if etag(current) != *expected {
-                return Err(PersistenceError::Conflict {
-                    op: Operation::Update,
-                    task_id: doc.task_id().to_owned(),
-                    expected: expected.to_string(),
-                });
+                return Err(PersistenceError::conflict(
+                    Operation::Update,
+                    doc.task_id(),
+                    expected.to_string(),
+                ));
             }
         }
         if let Some(old) = self.docs.remove(doc.task_id()) {
@@ -113,10 +113,10 @@ impl DocumentStore for MemoryTaskPersistenceManager {
     async fn insert(&self, doc: TaskDocument) -> Result<()> {
         let mut state = self.lock();
         if state.docs.contains_key(doc.task_id()) {
-            return Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: doc.task_id().to_owned(),
-            });
+            return Err(PersistenceError::already_exists(
+                Operation::Create,
+                doc.task_id(),
+            ));
         }
         state.revision += 1;
         let revision = state.revision;
@@ -138,10 +138,7 @@ impl DocumentStore for MemoryTaskPersistenceManager {
     async fn remove(&self, task_id: &str) -> Result<()> {
         let mut state = self.lock();
         let Some(entry) = state.docs.remove(task_id) else {
-            return Err(PersistenceError::NotFound {
-                op: Operation::Delete,
-                task_id: task_id.to_owned(),
-            });
+            return Err(PersistenceError::not_found(Operation::Delete, task_id));
         };
         state.index_remove(&entry.doc);
         Ok(())

@@ -78,15 +78,13 @@ pub(crate) fn write_status(
     let task_id = task_id.to_owned();
     match (code, op) {
         (scripts::OK, _) => Ok(()),
-        (scripts::MISSING, Operation::Create) => {
-            Err(PersistenceError::AlreadyExists { op, task_id })
-        }
-        (scripts::MISSING, _) => Err(PersistenceError::NotFound { op, task_id }),
-        (scripts::CONFLICT, _) => Err(PersistenceError::Conflict {
+        (scripts::MISSING, Operation::Create) => Err(PersistenceError::already_exists(op, task_id)),
+        (scripts::MISSING, _) => Err(PersistenceError::not_found(op, task_id)),
+        (scripts::CONFLICT, _) => Err(PersistenceError::conflict(
             op,
             task_id,
-            expected: expected.map(ETag::to_string).unwrap_or_default(),
-        }),
+            expected.map(ETag::to_string).unwrap_or_default(),
+        )),
         (other, _) => Err(PersistenceError::plugin(
             op,
             task_id,

@@ -164,11 +164,7 @@ impl Ops {
                 );
             }
             if moved.is_some() || attempt >= READ_ATTEMPTS {
-                return Err(PersistenceError::Corrupt {
-                    op,
-                    task_id: task_id.to_owned(),
-                    source: unreadable.why,
-                });
+                return Err(PersistenceError::corrupt(op, task_id, unreadable.why));
             }
             // Another writer replaced the document since it was read: read it again.
         }
@@ -252,11 +248,7 @@ impl Ops {
             );
         }
         match (winner, misfits.into_iter().next()) {
-            (None, Some((task_id, why))) => Err(PersistenceError::Corrupt {
-                op,
-                task_id,
-                source: Box::new(why),
-            }),
+            (None, Some((task_id, why))) => Err(PersistenceError::corrupt(op, task_id, why)),
             (winner, _) => Ok(winner),
         }
     }

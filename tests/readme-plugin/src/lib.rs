@@ -5,8 +5,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
 use ta_persistence_api::{
-    async_trait, validate_id, validate_task_ids, AgentTask, BoxError, ETag, Operation,
-    PersistenceError, Result, TaskPersistenceManager, Versioned,
+    async_trait, validate_id, validate_task_ids, AgentTask, BoxError, ETag, Operation, Page,
+    PageRequest, PersistenceError, Result, TaskFilter, TaskPersistenceManager, TaskSummary,
+    Versioned,
 };
 
 /// Tasks in a map, each with the version number its ETag is made of.
@@ -41,10 +42,7 @@ impl MyStore {
 }
 
 fn not_found(op: Operation, id: &str) -> PersistenceError {
-    PersistenceError::NotFound {
-        op,
-        task_id: id.to_owned(),
-    }
+    PersistenceError::not_found(op, id)
 }
 
 #[async_trait]
@@ -54,10 +52,10 @@ impl TaskPersistenceManager for MyStore {
         let version = self.next();
         let mut tasks = self.lock();
         if tasks.contains_key(&task.task_id) {
-            return Err(PersistenceError::AlreadyExists {
-                op: Operation::Create,
-                task_id: task.task_id,
-            });
+            return Err(PersistenceError::already_exists(
+                Operation::Create,
+                task.task_id,
+            ));
         }
         tasks.insert(task.task_id.clone(), (task, version));
         Ok(())
@@ -115,11 +113,11 @@ impl TaskPersistenceManager for MyStore {
             .get_mut(&task.task_id)
             .ok_or_else(|| not_found(Operation::Update, &task.task_id))?;
         if slot.1.to_string() != etag.as_str() {
-            return Err(PersistenceError::Conflict {
-                op: Operation::Update,
-                task_id: task.task_id,
-                expected: etag.to_string(),
-            });
+            return Err(PersistenceError::conflict(
+                Operation::Update,
+                task.task_id,
+                etag.to_string(),
+            ));
         }
         *slot = (task, version);
         Ok(ETag::new(version.to_string()))
@@ -134,6 +132,25 @@ impl TaskPersistenceManager for MyStore {
         let n = tasks.len() as u64;
         tasks.clear();
         Ok(n)
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let after = page.start_after(filter)?; // checks the size and the cursor
+        let tasks = self.lock();
+        // A sort of every match per page: fine for a small store; keep an ordered
+        // index when pages must cost their size only.
+        let mut matching: Vec<TaskSummary> = tasks
+            .values()
+            .map(|(t, _)| TaskSummary::of_task(t))
+            .filter(|s| filter.matches_summary(s))
+            .filter(|s| after.as_ref().is_none_or(|a| s.key() > *a))
+            .collect();
+        matching.sort_by_key(TaskSummary::key);
+        Ok(Page::from_ordered(matching, filter, page.size()))
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        Ok(0) // this store has no retention policy: nothing ever expires
     }
 }
 

@@ -1,6 +1,8 @@
 //! A plugin that misbehaves on purpose, for the host's failure tests:
 //!
 //! - `FailingConstructor`: its constructor returns an error;
+//! - `UnavailableConstructor`: its constructor returns a typed `Unavailable` error, as a
+//!   store whose server cannot be reached does;
 //! - `PanickingConstructor`: its constructor panics;
 //! - `PanickingManager`: works, except that `create` of task `panic-now` panics before
 //!   returning a future and `load` of task `panic-later` panics while being polled;
@@ -25,18 +27,43 @@ use ta_persistence_api::{
     TaskDocument, TaskPersistenceManager, Versioned,
 };
 
-/// A class whose constructor never succeeds: it returns an error, or with `PANIC` it
-/// panics. Exported twice, as `FailingConstructor` and `PanickingConstructor`.
-#[derive(Debug)]
-pub struct Unconstructible<const PANIC: bool>;
+/// How a constructor fails: returns an untyped error, panics, or returns a typed
+/// `Unavailable` error (as a store whose server cannot be reached does).
+pub mod failure {
+    /// `Err` of a plain message.
+    pub const ERROR: u8 = 0;
+    /// A panic.
+    pub const PANIC: u8 = 1;
+    /// `Err` of a `PersistenceError::Unavailable`.
+    pub const UNAVAILABLE: u8 = 2;
+}
 
-impl<const PANIC: bool> FromConfig for Unconstructible<PANIC> {
+/// A class whose constructor never succeeds, in the way `HOW` names ([`failure`]).
+/// Exported as `FailingConstructor`, `PanickingConstructor` and `UnavailableConstructor`.
+#[derive(Debug)]
+pub struct Unconstructible<const HOW: u8>;
+
+impl<const HOW: u8> FromConfig for Unconstructible<HOW> {
     fn from_config(config: &PluginConfig) -> std::result::Result<Self, BoxError> {
-        if PANIC {
-            panic!("constructor exploded");
+        match HOW {
+            failure::PANIC => panic!("constructor exploded"),
+            failure::UNAVAILABLE => {
+                let refused = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused by 127.0.0.1:1",
+                );
+                Err(Box::new(PersistenceError::unavailable(
+                    Operation::Construct,
+                    "",
+                    refused,
+                    ta_persistence_api::Outcome::NotApplied,
+                )))
+            }
+            _ => {
+                let why = config.get("TA_FIXTURE_REASON").unwrap_or("no reason given");
+                Err(format!("refusing to start: {why}").into())
+            }
         }
-        let why = config.get("TA_FIXTURE_REASON").unwrap_or("no reason given");
-        Err(format!("refusing to start: {why}").into())
     }
 }
 
@@ -105,7 +132,7 @@ fn unsupported(op: Operation) -> PersistenceError {
 
 // Never constructed, so never called.
 #[async_trait]
-impl<const PANIC: bool> TaskPersistenceManager for Unconstructible<PANIC> {
+impl<const HOW: u8> TaskPersistenceManager for Unconstructible<HOW> {
     async fn create(&self, _: AgentTask) -> Result<()> {
         Err(unsupported(Operation::Create))
     }
@@ -223,12 +250,13 @@ ta_persistence_api::export_plugin! {
     name: "misbehaving",
     version: "0.0.0",
     managers: [
-        "FailingConstructor" => Unconstructible<false>,
-        "PanickingConstructor" => Unconstructible<true>,
+        "FailingConstructor" => Unconstructible<{ failure::ERROR }>,
+        "PanickingConstructor" => Unconstructible<{ failure::PANIC }>,
         "PanickingManager" => PanickingManager,
         "PanickingDrop" => PanickingDrop,
         "HangingManager" => hanging::Hanging<false>,
         "SlowConstructor" => hanging::Hanging<true>,
         "WrongAnswers" => wrong_answers::WrongAnswers,
+        "UnavailableConstructor" => Unconstructible<{ failure::UNAVAILABLE }>,
     ],
 }

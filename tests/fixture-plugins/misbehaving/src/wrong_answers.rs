@@ -7,12 +7,22 @@
 //!   JSON is task `other`; `load_by_request_id("forged")` one whose indexed request ids
 //!   say `forged` while its JSON holds none.
 //!
+//! - `list_tasks` with a session filter answers a page that breaks the listing contract
+//!   in the way the session id names: `excluded` (a task of another session),
+//!   `unordered` (oldest first), `repeated` (a task twice), `oversized` (two tasks, for a
+//!   page of one), `foreign-cursor` (a next cursor of another filter), `early-cursor` (a
+//!   next cursor that does not resume after the last task), `empty-next` (an empty page
+//!   with a next cursor); any other session, a correct page of two tasks. Without a
+//!   session filter, a correct page of one task.
+//!
 //! Writes succeed and store nothing.
 
 use ta_persistence_api::ffi::{FromConfig, PluginConfig};
+use ta_persistence_api::listing::ListKey;
 use ta_persistence_api::{
-    async_trait, AgentTask, AgentTaskItem, BoxError, DocumentStore, ETag, MultiModalItem, Result,
-    Role, TaskDocument, Timestamp, Versioned,
+    async_trait, AgentTask, AgentTaskItem, BoxError, Cursor, DocumentStore, ETag, MultiModalItem,
+    Page, PageRequest, Result, Role, TaskDocument, TaskFilter, TaskStatus, TaskSummary, Timestamp,
+    Versioned,
 };
 
 /// Answers every read with another task than the one asked for.
@@ -90,5 +100,35 @@ impl DocumentStore for WrongAnswers {
     }
     async fn remove_all(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
+        let summary = |id: &str, session: &str, micros: i64| {
+            let at = Timestamp::parse(&micros.to_string()).unwrap_or_else(|_| Timestamp::now_utc());
+            TaskSummary::new(id, session, "user", TaskStatus::Running, at, at, 0)
+        };
+        let Some(session) = filter.session_id() else {
+            let only = summary("only", "session", 1_700_000_000);
+            return Ok(Page::from_ordered([only], filter, page.size()));
+        };
+        let (newer, older) = (
+            summary("newer", session, 1_700_000_100),
+            summary("older", session, 1_700_000_000),
+        );
+        let tasks = match session {
+            "excluded" => vec![summary("elsewhere", "another-session", 1_700_000_000)],
+            "unordered" => vec![older.clone(), newer.clone()],
+            "repeated" => vec![newer.clone(), newer.clone()],
+            "oversized" => vec![newer.clone(), older.clone()],
+            "empty-next" => Vec::new(),
+            _ => vec![newer.clone(), older.clone()],
+        };
+        let next = match session {
+            "foreign-cursor" => Some(Cursor::encode(&TaskFilter::all(), &older.key())),
+            "early-cursor" => Some(Cursor::encode(filter, &newer.key())),
+            "empty-next" => Some(Cursor::encode(filter, &ListKey::new(0, "x"))),
+            _ => None,
+        };
+        Ok(Page::new(tasks, next))
     }
 }
