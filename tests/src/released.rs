@@ -57,10 +57,9 @@ pub fn memory_plugin_at(commit: &str) -> Option<PathBuf> {
     // this one's under a name of its own before another commit is built.
     let kept = base.join(format!(
         "{commit}-{}",
-        library.file_name().map_or_else(
-            || "plugin".to_owned(),
-            |n| n.to_string_lossy().into_owned()
-        )
+        library
+            .file_name()
+            .map_or_else(|| "plugin".to_owned(), |n| n.to_string_lossy().into_owned())
     ));
     std::fs::copy(&library, &kept)
         .unwrap_or_else(|e| panic!("cannot copy {}: {e}", library.display()));
@@ -81,7 +80,13 @@ fn extract(root: &Path, commit: &str, dest: &Path) {
         .arg(root)
         .args(["archive", "--format=tar", "-o"])
         .arg(&tar)
-        .args([commit, "plugin-api", "plugins/memory", "Cargo.toml", "Cargo.lock"])
+        .args([
+            commit,
+            "plugin-api",
+            "plugins/memory",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
         .status();
     assert!(
         status.is_ok_and(|s| s.success()),
@@ -93,7 +98,11 @@ fn extract(root: &Path, commit: &str, dest: &Path) {
         .arg("-C")
         .arg(&partial)
         .status();
-    assert!(status.is_ok_and(|s| s.success()), "cannot unpack {}", tar.display());
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "cannot unpack {}",
+        tar.display()
+    );
     let manifest = partial.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", manifest.display()));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ta_persistence::loader::load_plugin;
 use ta_persistence::TaskPersistenceManager;
-use ta_persistence_api::conformance::run_suite;
+use ta_persistence_api::conformance::{run_retention_suite, run_suite};
 use ta_persistence_api::ffi::ForeignManager;
 use ta_persistence_api::DocumentManager;
 use ta_persistence_tests::cdylib::plugin;
@@ -51,6 +51,23 @@ async fn the_suite_passes_against_the_sqlite_plugin_library() {
     .await;
     println!("{report}");
     assert!(report.is_success(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_cases_pass_against_the_sqlite_plugin_library() {
+    let report = run_retention_suite(
+        |policy| async move {
+            let policy = policy.to_string();
+            let db = scratch_db("retention");
+            let store = open_with(&db, &[("TA_PERSISTENCE_RETENTION", policy.as_str())]);
+            Arc::new(store) as Arc<dyn DocumentManager>
+        },
+        None,
+    )
+    .await;
+    println!("{report}");
+    assert!(report.is_success(), "{report}");
+    assert!(report.passed() > 0, "{report}");
 }
 
 /// A `ta-test-writer` child creating `<prefix>-0..<count>` on `db`, started and ready

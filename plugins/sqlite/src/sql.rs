@@ -105,11 +105,9 @@ pub(crate) fn db_error(op: Operation, id: &str, err: &rusqlite::Error) -> Persis
             ),
             Outcome::NotApplied,
         ),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => PersistenceError::Corrupt {
-            op,
-            task_id: id.to_owned(),
-            source: err.to_string().into(),
-        },
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            PersistenceError::corrupt(op, id, err.to_string())
+        }
         _ => PersistenceError::backend(op, id, err.to_string()),
     }
 }
@@ -154,10 +152,7 @@ pub(crate) fn insert(conn: &Connection, doc: &TaskDocument, row: &Row, stamp: St
         })
         .map_err(on(op, id))?;
     if inserted == 0 {
-        return Err(PersistenceError::AlreadyExists {
-            op,
-            task_id: id.to_owned(),
-        });
+        return Err(PersistenceError::already_exists(op, id));
     }
     index_add(
         conn,
@@ -211,18 +206,11 @@ pub(crate) fn replace(
         })
         .map_err(on(op, id))?;
     let Some((version, created_us)) = current else {
-        return Err(PersistenceError::NotFound {
-            op,
-            task_id: id.to_owned(),
-        });
+        return Err(PersistenceError::not_found(op, id));
     };
     if let Some(expected) = expected {
         if *expected != etag(instance, version) {
-            return Err(PersistenceError::Conflict {
-                op,
-                task_id: id.to_owned(),
-                expected: expected.to_string(),
-            });
+            return Err(PersistenceError::conflict(op, id, expected.to_string()));
         }
     }
     conn.prepare_cached(
@@ -300,10 +288,7 @@ pub(crate) fn remove(conn: &Connection, task_id: &str, now_ms: i64) -> Result<()
         .and_then(|mut s| s.execute(rusqlite::named_params! {":id": task_id, ":now": now_ms}))
         .map_err(on(op, task_id))?;
     if removed == 0 {
-        return Err(PersistenceError::NotFound {
-            op,
-            task_id: task_id.to_owned(),
-        });
+        return Err(PersistenceError::not_found(op, task_id));
     }
     Ok(())
 }
@@ -436,10 +421,12 @@ pub(crate) fn list(
     for row in rows {
         let (task_id, session_id, user_id, status, created, updated, items) =
             row.map_err(on(op, ""))?;
-        let corrupt = |what: &str| PersistenceError::Corrupt {
-            op,
-            task_id: task_id.clone(),
-            source: format!("the row's {what} column holds no valid value").into(),
+        let corrupt = |what: &str| {
+            PersistenceError::corrupt(
+                op,
+                task_id.clone(),
+                format!("the row's {what} column holds no valid value"),
+            )
         };
         let status = TaskStatus::from_ordinal(status).ok_or_else(|| corrupt("status"))?;
         let created_at = created.timestamp().ok_or_else(|| corrupt("created_at"))?;
