@@ -95,7 +95,10 @@ async fn main() -> Result<(), BoxError> {
     let first = PageRequest::new(size)?;
     let all = TaskFilter::all();
     let ms = median_ms(21, || async {
-        store.list_tasks(&all, &first).await?;
+        let page = store.list_tasks(&all, &first).await?;
+        if page.tasks.len() != size as usize {
+            return Err("a short first page".into());
+        }
         Ok(())
     })
     .await?;
@@ -126,7 +129,10 @@ async fn main() -> Result<(), BoxError> {
         ),
     ] {
         let ms = median_ms(21, || async {
-            store.list_tasks(&filter, &first).await?;
+            let page = store.list_tasks(&filter, &first).await?;
+            if page.tasks.len() != size as usize {
+                return Err(format!("a short page for the {name} filter").into());
+            }
             Ok(())
         })
         .await?;
