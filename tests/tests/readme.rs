@@ -100,6 +100,10 @@ fn the_plugin_readmes_show_their_compiled_examples_word_for_word() {
             "plugins/redis/README.md",
             "plugins/redis/examples/readme_example.rs",
         ),
+        (
+            "plugins/sqlite/README.md",
+            "plugins/sqlite/tests/readme_example.rs",
+        ),
     ] {
         let text = source(readme);
         let blocks = code_blocks(section(&text, "## Example"), "rust");
