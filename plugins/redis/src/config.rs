@@ -12,6 +12,7 @@
 //! | `TA_REDIS_TTL` | `3600` | seconds a task lives after its last write; `0`: no expiry |
 //! | `TA_REDIS_PREFIX` | `task_persistence` | key namespace, the Python original's by default |
 //! | `TA_REDIS_TIMEOUT_MS` | `5000` | limit on each operation, connecting included |
+//! | `TA_REDIS_CLUSTER`, `TA_REDIS_NODES`, `TA_REDIS_WAIT_REPLICAS` | | Redis Cluster mode: see [`crate::cluster::config`] |
 //!
 //! An empty value is an error naming the variable, as it is for the host's own
 //! variables: unset a variable to get its default. (The Python original's configuration
@@ -79,6 +80,8 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Limit on each operation (and on connecting).
     pub timeout: Duration,
+    /// Redis Cluster mode, when `TA_REDIS_CLUSTER=true`; `None`: a single server.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Default for RedisConfig {
@@ -94,6 +97,7 @@ impl Default for RedisConfig {
             ttl_secs: 3600,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: Duration::from_millis(5000),
+            cluster: None,
         }
     }
 }
@@ -111,6 +115,7 @@ impl fmt::Debug for RedisConfig {
             .field("ttl_secs", &self.ttl_secs)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -249,6 +254,7 @@ impl RedisConfig {
             }
             config.timeout = Duration::from_millis(ms);
         }
+        config.cluster = crate::cluster::config::from_lookup(&lookup, &config.prefix)?;
         Ok(config)
     }
 }
