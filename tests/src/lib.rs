@@ -1,10 +1,11 @@
 //! Shared helpers for the workspace's integration tests (`tests/tests/*.rs`): building
-//! and locating plugin libraries, and running a real `redis-server`.
+//! and locating plugin libraries, and running a real `redis-server` or Redis Cluster.
 
 pub mod cdylib;
 pub mod cli;
 pub mod fixtures;
 pub mod logs;
+pub mod redis_cluster;
 pub mod redis_server;
 
 /// The host's README example, compiled and run as a doctest here, where the host is a
