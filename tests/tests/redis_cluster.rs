@@ -431,7 +431,11 @@ async fn a_killed_master_fails_over_and_the_plugin_recovers_without_a_restart() 
         .await
         .unwrap_err();
     assert!(err.is_outcome_unknown() && err.is_transient(), "{err}");
-    assert!(err.to_string().contains("replicas"), "{err}");
+    assert!(
+        err.report().contains("replicas acknowledged"),
+        "{}",
+        err.report()
+    );
     let found = manager.load_by_request_id("f-0-new").await.unwrap();
     assert_eq!(found.map(|t| t.task_id).as_deref(), Some("f-0"));
 }

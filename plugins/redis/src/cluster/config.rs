@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `TA_REDIS_CLUSTER` | `false` | `true`: the server is a Redis Cluster (the key layout changes, see the crate docs) |
 //! | `TA_REDIS_NODES` | none | in cluster mode (and only there): seed nodes, `host:port,host:port,...` |
-//! | `TA_REDIS_WAIT_REPLICAS` | `0` | in cluster mode: after each write, `WAIT` for this many replicas of every master written to |
+//! | `TA_REDIS_WAIT_REPLICAS` | `0` | in cluster mode: after each write, `WAIT` (up to half of `TA_REDIS_TIMEOUT_MS`) for this many replicas of every master written to |
 //!
 //! In cluster mode `TA_REDIS_HOST`, `TA_REDIS_PORT` and `TA_REDIS_DB` must be unset (a
 //! cluster has only database 0, and its nodes are the seed list), and the prefix may not

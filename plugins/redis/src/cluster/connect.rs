@@ -42,12 +42,14 @@ fn node_info(config: &RedisConfig, host: &str, port: u16) -> Result<ConnectionIn
     Ok(addr.into_connection_info()?.set_redis_settings(settings))
 }
 
-/// Whether the server a seed connection reaches runs in cluster mode, from `INFO cluster`.
+/// Whether the server a seed connection reaches runs in cluster mode, from `INFO
+/// cluster`; `None` when the server does not allow `INFO` (then the cluster client's own
+/// start decides).
 async fn cluster_enabled(
     config: &RedisConfig,
     host: &str,
     port: u16,
-) -> Result<bool, redis::RedisError> {
+) -> Result<Option<bool>, redis::RedisError> {
     let single = RedisConfig {
         host: host.to_owned(),
         port,
@@ -64,11 +66,15 @@ async fn cluster_enabled(
                 .set_response_timeout(Some(config.timeout)),
         )
         .await?;
-    let info: String = redis::cmd("INFO")
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
         .arg("cluster")
         .query_async(&mut conn)
-        .await?;
-    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+        .await;
+    match info {
+        Ok(info) => Ok(Some(info.lines().any(|l| l.trim() == "cluster_enabled:1"))),
+        Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Connects to the cluster on the plugin runtime: first checks that a seed node answers
@@ -126,11 +132,11 @@ pub(crate) fn connect(
         let mut checked = false;
         for (host, port) in &seed_nodes {
             match cluster_enabled(&config, host, *port).await {
-                Ok(true) => {
+                Ok(Some(true) | None) => {
                     checked = true;
                     break;
                 }
-                Ok(false) => {
+                Ok(Some(false)) => {
                     return Err(format!(
                         "{CLUSTER}=true, but {host}:{port} is a single Redis server, not a cluster node (cluster_enabled:0); unset {CLUSTER} and {NODES} and use TA_REDIS_HOST/TA_REDIS_PORT for it"
                     ));

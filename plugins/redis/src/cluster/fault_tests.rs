@@ -64,42 +64,44 @@ async fn a_failed_step_of_an_update_leaves_only_what_lookups_repair() {
         Step::Unindex,
     ] {
         let id = format!("t-{step:?}");
-        ops.create(doc(&id, &["r1", "r2"])).await.unwrap();
+        let (r1, r2, r3) = (format!("{id}-1"), format!("{id}-2"), format!("{id}-3"));
+        let (r1, r2, r3) = (r1.as_str(), r2.as_str(), r3.as_str());
+        ops.create(doc(&id, &[r1, r2])).await.unwrap();
         ops.fail_next(step);
-        let result = ops.update(&doc(&id, &["r2", "r3"]), None).await;
+        let result = ops.update(&doc(&id, &[r2, r3]), None).await;
         let stored = ops.load(&id, false).await.unwrap().unwrap().0;
         match step {
             Step::IndexAdd | Step::TaskWrite => {
                 assert_failed_transiently(result, step);
                 // Nothing of the task changed: the old document is found by its ids,
                 // and the new id's entry (if step 1 ran) is pruned by its lookup.
-                assert!(stored.request_ids().contains(&"r1".to_owned()), "{step:?}");
-                assert_eq!(found(&ops, "r1").await.as_ref(), Some(&id), "{step:?}");
-                assert_eq!(found(&ops, "r3").await, None, "{step:?}");
-                assert!(!has_entry(&cluster, p, "r3", &id), "{step:?}");
-                ops.update(&doc(&id, &["r2", "r3"]), None).await.unwrap();
+                assert!(stored.request_ids().contains(&r1.to_owned()), "{step:?}");
+                assert_eq!(found(&ops, r1).await.as_ref(), Some(&id), "{step:?}");
+                assert_eq!(found(&ops, r3).await, None, "{step:?}");
+                assert!(!has_entry(&cluster, p, r3, &id), "{step:?}");
+                ops.update(&doc(&id, &[r2, r3]), None).await.unwrap();
             }
             Step::IndexConfirm => {
                 // Applied but not acknowledged: the error says the outcome is unknown.
                 let err = result.expect_err("fails after the task write");
                 assert!(err.is_outcome_unknown(), "{err}");
-                assert!(!stored.request_ids().contains(&"r1".to_owned()));
+                assert!(!stored.request_ids().contains(&r1.to_owned()));
                 // Step 1's entries already find it; a retry completes the write.
-                assert_eq!(found(&ops, "r3").await.as_ref(), Some(&id));
-                ops.update(&doc(&id, &["r2", "r3"]), None).await.unwrap();
+                assert_eq!(found(&ops, r3).await.as_ref(), Some(&id));
+                ops.update(&doc(&id, &[r2, r3]), None).await.unwrap();
             }
             _ => {
                 // Pruning is best effort: the write is acknowledged.
                 result.unwrap();
-                assert!(has_entry(&cluster, p, "r1", &id), "stale entry left");
+                assert!(has_entry(&cluster, p, r1, &id), "stale entry left");
             }
         }
-        assert_eq!(found(&ops, "r2").await.as_ref(), Some(&id), "{step:?}");
-        assert_eq!(found(&ops, "r3").await.as_ref(), Some(&id), "{step:?}");
-        assert_eq!(found(&ops, "r1").await, None, "{step:?}");
+        assert_eq!(found(&ops, r2).await.as_ref(), Some(&id), "{step:?}");
+        assert_eq!(found(&ops, r3).await.as_ref(), Some(&id), "{step:?}");
+        assert_eq!(found(&ops, r1).await, None, "{step:?}");
         // The lookup repaired the index: no entry points at a task not holding r1.
-        assert!(!has_entry(&cluster, p, "r1", &id), "{step:?}");
-        assert!(has_entry(&cluster, p, "r3", &id), "{step:?}");
+        assert!(!has_entry(&cluster, p, r1, &id), "{step:?}");
+        assert!(has_entry(&cluster, p, r3, &id), "{step:?}");
     }
 }
 

@@ -209,7 +209,11 @@ impl ClusterOps {
             .iter()
             .map(|k| Route::with_key(k.as_bytes(), SlotAddr::Master))
             .collect();
-        let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        // Half the operation's limit, so a shortfall is reported as such rather than
+        // cut off by the limit.
+        let millis = u64::try_from(self.timeout.as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1);
         let calls = routes.into_iter().map(|route| {
             let mut conn = self.conn();
             let mut cmd = redis::cmd("WAIT");
