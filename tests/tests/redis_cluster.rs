@@ -131,7 +131,7 @@ async fn each_operation_sends_the_commands_the_design_says() {
             .unwrap();
         manager.delete(&id).await.unwrap();
     }
-    let mut measure = |label: &str| {
+    let measure = |label: &str| {
         let calls = cluster.command_calls();
         cluster.reset_stats();
         println!("{label}: {calls:?}");
@@ -139,6 +139,8 @@ async fn each_operation_sends_the_commands_the_design_says() {
     };
     measure("warm-up");
     let count = |calls: &BTreeMap<String, u64>, name: &str| calls.get(name).copied().unwrap_or(0);
+    // `INFO commandstats` counts the commands scripts run too: the task scripts `GET`
+    // the document and record they check, which the figures below include.
 
     manager
         .create(sample_task("t", created, &["r1", "r2"]))
@@ -147,7 +149,7 @@ async fn each_operation_sends_the_commands_the_design_says() {
     let c = measure("create, 2 request ids");
     // Index-add ×2, task write, index-confirm ×2.
     assert_eq!(count(&c, "evalsha"), 5, "{c:?}");
-    assert_eq!(count(&c, "get"), 0, "{c:?}");
+    assert_eq!(count(&c, "get"), 1, "{c:?}");
 
     manager
         .update(sample_task("t", created, &["r1", "r2", "r3"]))
@@ -155,7 +157,7 @@ async fn each_operation_sends_the_commands_the_design_says() {
         .unwrap();
     let c = measure("update adding a request id");
     assert_eq!(count(&c, "evalsha"), 7, "{c:?}");
-    assert_eq!(count(&c, "get"), 0, "{c:?}");
+    assert_eq!(count(&c, "get"), 2, "{c:?}");
 
     manager
         .update(sample_task("t", created, &["r2", "r3"]))
@@ -164,7 +166,7 @@ async fn each_operation_sends_the_commands_the_design_says() {
     let c = measure("update dropping a request id");
     // 2 + 1 + 2, then mark and settle of the dropped one, with one read of the task.
     assert_eq!(count(&c, "evalsha"), 7, "{c:?}");
-    assert_eq!(count(&c, "get"), 1, "{c:?}");
+    assert_eq!(count(&c, "get"), 3, "{c:?}");
 
     manager.load("t").await.unwrap().unwrap();
     let c = measure("load");
@@ -178,7 +180,7 @@ async fn each_operation_sends_the_commands_the_design_says() {
     manager.delete("t").await.unwrap();
     let c = measure("delete, 2 request ids");
     // Task script, then mark ×2, one read, settle ×2.
-    assert_eq!((count(&c, "evalsha"), count(&c, "get")), (5, 1), "{c:?}");
+    assert_eq!((count(&c, "evalsha"), count(&c, "get")), (5, 3), "{c:?}");
     assert_eq!(manager.load_by_request_id("r2").await.unwrap(), None);
     assert!(
         cluster.keys("ta-count:*").is_empty(),
@@ -394,7 +396,7 @@ async fn a_killed_master_fails_over_and_the_plugin_recovers_without_a_restart() 
         match manager.load("f-0").await {
             Ok(found) => break found,
             Err(e) => {
-                assert!(e.is_transient(), "not a transient error: {e}");
+                assert!(e.is_transient(), "not a transient error: {}", e.report());
                 errors += 1;
             }
         }
