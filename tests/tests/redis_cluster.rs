@@ -260,7 +260,7 @@ fn start_workload(
                     }
                     acknowledged
                         .lock()
-                        .unwrap()
+                        .expect("the record")
                         .insert(id.clone(), vec![format!("{id}-a")]);
                     let second = [format!("{id}-b"), format!("{id}-c")];
                     let second_refs: Vec<&str> = second.iter().map(String::as_str).collect();
@@ -271,13 +271,13 @@ fn start_workload(
                         Ok(()) => {
                             acknowledged
                                 .lock()
-                                .unwrap()
+                                .expect("the record")
                                 .insert(id.clone(), second.to_vec());
                         }
                         // Applied or not: either version is acceptable later, so the
                         // task is left out of the exact check.
                         Err(e) => {
-                            acknowledged.lock().unwrap().remove(&id);
+                            acknowledged.lock().expect("the record").remove(&id);
                             check(e);
                             continue;
                         }
@@ -295,18 +295,18 @@ fn start_workload(
 /// Every acknowledged task loads with its last acknowledged request ids, and each of
 /// those finds it.
 async fn check_acknowledged(manager: &ForeignManager, acknowledged: &Acknowledged) {
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged = acknowledged.lock().expect("the record").clone();
     assert!(!acknowledged.is_empty());
     for (id, rids) in &acknowledged {
         let task = manager
             .load(id)
             .await
-            .unwrap()
+            .expect("an acknowledged task loads")
             .unwrap_or_else(|| panic!("acknowledged task {id} lost"));
         let held: Vec<String> = task.items.iter().map(|i| i.request_id.clone()).collect();
         assert_eq!(&held, rids, "{id}");
         for rid in rids {
-            let found = manager.load_by_request_id(rid).await.unwrap();
+            let found = manager.load_by_request_id(rid).await.expect("a lookup");
             assert_eq!(found.map(|t| t.task_id), Some(id.clone()), "{rid}");
         }
     }
@@ -374,7 +374,7 @@ async fn a_killed_master_fails_over_and_the_plugin_recovers_without_a_restart() 
         prefix,
         &[
             ("TA_REDIS_WAIT_REPLICAS", "1"),
-            ("TA_REDIS_TIMEOUT_MS", "1000"),
+            ("TA_REDIS_TIMEOUT_MS", "3000"),
         ],
     );
     let created = "2025-01-01T00:00:00Z";
@@ -427,14 +427,16 @@ async fn a_killed_master_fails_over_and_the_plugin_recovers_without_a_restart() 
         assert_eq!(found.map(|t| t.task_id).as_ref(), Some(id));
     }
     // Writes need a replica to acknowledge them; the promoted master has none now, so
-    // they are applied but reported as not replicated (outcome unknown).
+    // they are applied but reported as not replicated (outcome unknown); on a loaded
+    // machine the operation's own limit may come first, with the same outcome.
     let err = manager
         .update(sample_task("f-0", created, &["f-0-r", "f-0-new"]))
         .await
         .unwrap_err();
     assert!(err.is_outcome_unknown() && err.is_transient(), "{err}");
     assert!(
-        err.report().contains("replicas acknowledged"),
+        err.report().contains("replicas acknowledged")
+            || err.kind() == ta_persistence_api::ErrorKind::Timeout,
         "{}",
         err.report()
     );
