@@ -1,11 +1,13 @@
 //! Shared helpers for the workspace's integration tests (`tests/tests/*.rs`): building
-//! and locating plugin libraries, and running a real `redis-server` and a real Postgres.
+//! and locating plugin libraries, and running a real `redis-server`, Redis Cluster and
+//! Postgres.
 
 pub mod cdylib;
 pub mod cli;
 pub mod fixtures;
 pub mod logs;
 pub mod postgres_server;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod released;
 

@@ -308,6 +308,11 @@ impl RedisServer {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
+    /// Whether it runs (it was not killed, or was started again).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The port it listens on (the TLS port for a TLS server).
     pub fn port(&self) -> u16 {
         self.port

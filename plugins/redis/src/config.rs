@@ -13,6 +13,7 @@
 //! | `TA_REDIS_PREFIX` | `task_persistence` | key namespace, the Python original's by default |
 //! | `TA_REDIS_TIMEOUT_MS` | `5000` | limit on each operation, connecting included |
 //! | `TA_PERSISTENCE_RETENTION` | none | the host's retention policy (`completed=7d,...`); a status it names gets its age as TTL instead of `TA_REDIS_TTL` |
+//! | `TA_REDIS_CLUSTER`, `TA_REDIS_NODES`, `TA_REDIS_WAIT_REPLICAS` | | Redis Cluster mode: see [`crate::cluster::config`] |
 //!
 //! An empty value is an error naming the variable, as it is for the host's own
 //! variables: unset a variable to get its default. (The Python original's configuration
@@ -85,6 +86,8 @@ pub struct RedisConfig {
     /// How long a task in a finished status lives after its last write; a status the
     /// policy names gets that age as its TTL instead of `ttl_secs`.
     pub retention: RetentionPolicy,
+    /// Redis Cluster mode, when `TA_REDIS_CLUSTER=true`; `None`: a single server.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Default for RedisConfig {
@@ -101,6 +104,7 @@ impl Default for RedisConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: Duration::from_millis(5000),
             retention: RetentionPolicy::none(),
+            cluster: None,
         }
     }
 }
@@ -119,6 +123,7 @@ impl fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("retention", &self.retention)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -264,6 +269,16 @@ impl RedisConfig {
                 reason: e.reason().to_owned(),
             })?;
         }
+        config.cluster = crate::cluster::config::from_lookup(&lookup, &config.prefix)?;
+        if config.cluster.is_some() && !config.retention.is_empty() {
+            // Cluster mode keeps no expiry of its own yet: refuse rather than keep
+            // tasks the operator asked to have removed.
+            return Err(ConfigError {
+                name: RETENTION_VAR,
+                value: get(RETENTION_VAR).map(str::to_owned),
+                reason: "retention is not available in Redis Cluster mode yet".to_owned(),
+            });
+        }
         Ok(config)
     }
 }
@@ -280,6 +295,17 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         RedisConfig::from_lookup(|name| map.get(name).map(String::as_str))
+    }
+
+    #[test]
+    fn cluster_mode_refuses_a_retention_policy() {
+        let err = parse(&[
+            ("TA_REDIS_CLUSTER", "true"),
+            ("TA_REDIS_NODES", "127.0.0.1:7000"),
+            (RETENTION_VAR, "completed=1d"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains(RETENTION_VAR), "{err}");
     }
 
     #[test]

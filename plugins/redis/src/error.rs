@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use redis::{ErrorKind, RedisError, RetryMethod};
+use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind};
 use ta_persistence_api::error::Outcome;
 use ta_persistence_api::{Operation, PersistenceError};
 
@@ -41,6 +41,14 @@ pub(crate) fn classify(err: &RedisError) -> Class {
         || err.is_io_error()
         || err.is_unrecoverable_error()
         || matches!(err.retry_method(), RetryMethod::WaitAndRetry)
+        // A cluster between topologies (failover, migration): redirections exhausted, no
+        // connection to a slot's node yet, a demoted master.
+        || err.is_cluster_error()
+        || matches!(
+            err.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
     {
         Class::Unavailable
     } else {
@@ -143,6 +151,20 @@ mod tests {
         assert!(timed.is_outcome_unknown());
         assert!(timed_out(Operation::Create, "t", t).is_outcome_unknown());
         assert!(timed_out(Operation::Load, "t", t).is_retryable());
+    }
+
+    #[test]
+    fn a_cluster_between_topologies_is_unavailable() {
+        for kind in [
+            ErrorKind::ClusterConnectionNotFound,
+            ErrorKind::Server(ServerErrorKind::ClusterDown),
+            ErrorKind::Server(ServerErrorKind::TryAgain),
+            ErrorKind::Server(ServerErrorKind::MasterDown),
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+        ] {
+            let e = RedisError::from((kind, "x"));
+            assert_eq!(classify(&e), Class::Unavailable, "{kind:?}");
+        }
     }
 
     #[test]

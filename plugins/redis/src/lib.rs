@@ -52,6 +52,11 @@
 //!   and every operation runs there with the `TA_REDIS_TIMEOUT_MS` limit, so the host's
 //!   executor never matters.
 //!
+//! - **Redis Cluster, as an explicit mode.** `TA_REDIS_CLUSTER=true` with
+//!   `TA_REDIS_NODES` runs the same operations on a cluster, with a hash-tagged key
+//!   layout of its own and index maintenance ordered so that no failure hides a task
+//!   (module [`cluster`]).
+//!
 //! Modules: [`config`] (the `TA_REDIS_*` variables), `keys` and `codec` (pure: key names,
 //! reading replies), `scripts` (the Lua text), `ops` (the Redis commands of each
 //! operation), `runtime` (the runtime and connecting), `store` (the trait).
@@ -60,11 +65,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(not(test), forbid(clippy::panic))]
 
+pub mod cluster;
 mod codec;
 pub mod config;
 mod error;
 mod keys;
 mod listing;
+mod mode;
 mod ops;
 mod runtime;
 mod scripts;

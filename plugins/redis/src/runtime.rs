@@ -44,7 +44,7 @@ fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
 }
 
 /// The client for the configured server; reads the CA file for TLS.
-fn client(config: &RedisConfig) -> Result<Client, BoxError> {
+pub(crate) fn client(config: &RedisConfig) -> Result<Client, BoxError> {
     let mut settings = RedisConnectionInfo::default().set_db(i64::from(config.db));
     if let Some(username) = &config.username {
         settings = settings.set_username(username);
@@ -87,7 +87,7 @@ fn client(config: &RedisConfig) -> Result<Client, BoxError> {
 
 /// Checks that a CA file holds at least one PEM certificate and that each one parses as
 /// a trust anchor.
-fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+pub(crate) fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::CertificateDer;
 
@@ -117,6 +117,19 @@ pub(crate) fn connect(
             .get_connection_manager_with_config(manager_config)
             .await?;
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        // A cluster node would answer MOVED for most keys: refuse it plainly. (A server
+        // that does not allow INFO is taken as it is.)
+        let info: redis::RedisResult<String> = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut conn)
+            .await;
+        if info.is_ok_and(|info| info.lines().any(|l| l.trim() == "cluster_enabled:1")) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "it is a Redis Cluster node",
+                "set TA_REDIS_CLUSTER=true and TA_REDIS_NODES (instead of TA_REDIS_HOST/TA_REDIS_PORT) to use a cluster".to_owned(),
+            )));
+        }
         Ok::<_, redis::RedisError>(conn)
     };
     let where_to = format!(

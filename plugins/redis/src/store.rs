@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use crate::codec::etag_of;
 use crate::config::RedisConfig;
+use crate::mode::Backend;
 use crate::ops::{Ops, ReindexReport};
 use crate::runtime::{connect, start};
 
@@ -26,7 +27,7 @@ use crate::runtime::{connect, start};
 /// multiplexed connection that reconnects by itself; dropping it stops both without
 /// blocking.
 pub struct RedisTaskPersistenceManager {
-    ops: Arc<Ops>,
+    ops: Arc<Backend>,
     config: RedisConfig,
     // Declared last: dropped after `ops`, so the connection goes before its runtime.
     runtime: PluginRuntime,
@@ -52,6 +53,29 @@ impl RedisTaskPersistenceManager {
     /// the server, never the password) when it cannot within the configured time.
     pub fn connect(config: RedisConfig) -> std::result::Result<Self, BoxError> {
         let runtime = start()?;
+        if let Some(cluster) = &config.cluster {
+            let conn = crate::cluster::connect(&config, cluster, &runtime)?;
+            info!(
+                nodes = ?cluster.nodes,
+                tls = config.tls,
+                prefix = %config.prefix,
+                ttl_secs = config.ttl_secs,
+                wait_replicas = cluster.wait_replicas,
+                "connected to the Redis Cluster"
+            );
+            let ops = Arc::new(Backend::Cluster(crate::cluster::ClusterOps::new(
+                conn,
+                &config.prefix,
+                config.ttl_secs,
+                config.timeout,
+                cluster.wait_replicas,
+            )));
+            return Ok(RedisTaskPersistenceManager {
+                ops,
+                config,
+                runtime,
+            });
+        }
         let conn = connect(&config, &runtime)?;
         info!(
             host = %config.host,
@@ -63,13 +87,13 @@ impl RedisTaskPersistenceManager {
             retention = %config.retention,
             "connected to Redis"
         );
-        let ops = Arc::new(Ops::new(
+        let ops = Arc::new(Backend::Single(Ops::new(
             conn,
             &config.prefix,
             config.ttl_secs,
             &config.retention,
             config.timeout,
-        ));
+        )));
         Ok(RedisTaskPersistenceManager {
             ops,
             config,
@@ -98,7 +122,7 @@ impl RedisTaskPersistenceManager {
     /// Runs one operation on the plugin runtime, within the time limit when `limited`.
     async fn run<T, F, Fut>(&self, op: Operation, id: &str, limited: bool, call: F) -> Result<T>
     where
-        F: FnOnce(Arc<Ops>) -> Fut,
+        F: FnOnce(Arc<Backend>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
