@@ -170,9 +170,10 @@ fn the_text_listing_defaults_to_the_configured_directory() {
             .to_owned()
     };
     assert!(
-        line("memory").contains(
-            "ok: ta-plugin-memory 0.1.0, interface 2, classes: MemoryTaskPersistenceManager"
-        ),
+        line("memory").contains(&format!(
+            "ok: ta-plugin-memory 0.1.0, interface {}, classes: MemoryTaskPersistenceManager",
+            ta_persistence::api::ffi::INTERFACE_VERSION
+        )),
         "{shown}"
     );
     assert!(line("cut").contains("DAMAGED (check 2)"), "{shown}");
