@@ -2,44 +2,15 @@
 //! and talking to a real Postgres started for this test binary: every case, then the
 //! retention cases against a manager configured with their policy.
 //!
-//! The plugin boundary does not carry `list_tasks` and `purge` yet: through the loaded
-//! library those answer the boundary's own `Unsupported`, and a case that fails for that
-//! reason alone is reported, not counted. Every other failure fails the test; the
-//! plugin's own tests (`plugins/postgres/tests/in_process.rs`) run every case, listing
-//! and purge included, against the same code linked in process.
+//! Every case must pass, listing and purge included: the boundary carries them.
 
 use std::sync::Arc;
 
 use ta_persistence_api::conformance::retention::SUITE_POLICY;
-use ta_persistence_api::conformance::{
-    cases, retention_cases, run_retention_suite, run_suite, SuiteReport,
-};
+use ta_persistence_api::conformance::{cases, retention_cases, run_retention_suite, run_suite};
 use ta_persistence_api::retention::RETENTION_VAR;
 use ta_persistence_api::{DocumentManager, TaskPersistenceManager};
 use ta_persistence_tests::postgres_server::PostgresServer;
-
-/// What the loaded library answers for the operations the boundary does not carry.
-const NOT_CARRIED: &str = "not supported by ta_persistence_api::ffi::manager::ForeignManager";
-
-/// Fails on any failed case but those that failed only because the boundary does not
-/// carry an operation; prints those.
-fn assert_passed_but_for_the_boundary(report: &SuiteReport) {
-    let failed: Vec<_> = report.results.iter().filter(|r| !r.passed).collect();
-    let not_carried = failed
-        .iter()
-        .filter(|r| r.message.contains(NOT_CARRIED))
-        .count();
-    assert_eq!(
-        failed.len(),
-        not_carried,
-        "case(s) failed for other reasons than the boundary:\n{report}"
-    );
-    if not_carried > 0 {
-        println!(
-            "{not_carried} case(s) need list_tasks or purge, which the boundary does not carry yet"
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_plugin_passes_the_conformance_suite() {
@@ -62,7 +33,7 @@ async fn the_postgres_plugin_passes_the_conformance_suite() {
     .await;
     println!("{report}");
     assert_eq!(report.results.len(), cases().len(), "every case ran");
-    assert_passed_but_for_the_boundary(&report);
+    assert!(report.is_success(), "failed case(s):\n{report}");
     // The last case's tasks are rows of the tables, with their request ids beside them.
     let rows: i64 = server
         .psql(&db, "SELECT count(*) FROM ta_tasks")
@@ -100,5 +71,5 @@ async fn the_postgres_plugin_passes_the_retention_cases() {
         retention_cases().len(),
         "every case ran"
     );
-    assert_passed_but_for_the_boundary(&report);
+    assert!(report.is_success(), "failed case(s):\n{report}");
 }
