@@ -1,15 +1,18 @@
 //! The Redis plugin in cluster mode, loaded by the host's loader, on real Redis Clusters
-//! (3 masters, 3 replicas) started on loopback by each test: the conformance suite, the
-//! key layout by `CLUSTER KEYSLOT`, the commands each operation sends, a live slot
-//! migration under load, and a killed master.
+//! (3 masters, 3 replicas) started on loopback by each test: the conformance suite with
+//! its listing and retention cases, the key layout by `CLUSTER KEYSLOT`, the commands
+//! each operation sends, a listing walk while others write, a live slot migration under
+//! load, and a killed master.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ta_persistence_api::conformance::{cases, run_case};
+use ta_persistence_api::conformance::retention::SUITE_POLICY;
+use ta_persistence_api::conformance::{cases, retention_cases, run_case, run_retention_suite};
 use ta_persistence_api::ffi::ForeignManager;
+use ta_persistence_api::listing::{PageRequest, TaskFilter};
 use ta_persistence_api::{DocumentManager, PersistenceError, TaskPersistenceManager};
 use ta_persistence_tests::redis_cluster::RedisCluster;
 use ta_persistence_tests::redis_server::{
@@ -40,7 +43,6 @@ async fn the_conformance_suite_passes_on_a_cluster_and_every_key_is_in_its_desig
     };
     let prefix = "ta-cluster";
     let store: Arc<dyn DocumentManager> = Arc::new(plugin(&cluster, prefix, &[]));
-    let mut unsupported = Vec::new();
     let mut failed = Vec::new();
     for case in cases() {
         store.clear().await.expect("clear");
@@ -54,13 +56,7 @@ async fn the_conformance_suite_passes_on_a_cluster_and_every_key_is_in_its_desig
                 &outcome.message
             }
         );
-        if outcome.passed {
-            continue;
-        }
-        // Listing is not offered in cluster mode: those cases may fail only by saying so.
-        if outcome.message.contains("not supported") {
-            unsupported.push(outcome.name);
-        } else {
+        if !outcome.passed {
             failed.push(format!("{}: {}", outcome.name, outcome.message));
         }
     }
@@ -69,7 +65,6 @@ async fn the_conformance_suite_passes_on_a_cluster_and_every_key_is_in_its_desig
         "cases failed on the cluster:\n{}",
         failed.join("\n")
     );
-    println!("answered Unsupported (listing): {unsupported:?}");
 
     // Ids with braces and percent signs cannot break a tag; each key's slot is its tag's.
     let manager = plugin(&cluster, prefix, &[]);
@@ -78,16 +73,44 @@ async fn the_conformance_suite_passes_on_a_cluster_and_every_key_is_in_its_desig
     for (n, id) in ids.iter().enumerate() {
         let rids = [format!("r{n}"), format!("{{req}}{id}")];
         let rids: Vec<&str> = rids.iter().map(String::as_str).collect();
-        manager
-            .create(sample_task(id, "2025-01-01T00:00:00Z", &rids))
-            .await
-            .unwrap();
+        let mut task = sample_task(id, "2025-01-01T00:00:00Z", &rids);
+        // Sessions and users with braces too, each task in its own.
+        task.session_id = format!("s{{{id}");
+        task.user_id = format!("u}}{id}");
+        manager.create(task.clone()).await.unwrap();
         let found = manager.load_by_request_id(rids[1]).await.unwrap();
         assert_eq!(found.map(|t| t.task_id), Some((*id).to_owned()));
+        let page = PageRequest::default();
+        for filter in [
+            TaskFilter::all().session(&task.session_id),
+            TaskFilter::all().user(&task.user_id),
+        ] {
+            let listed = manager.list_tasks(&filter, &page).await.unwrap();
+            let listed: Vec<String> = listed.tasks.into_iter().map(|s| s.task_id).collect();
+            assert_eq!(listed, [(*id).to_owned()], "{filter:?}");
+        }
+        // Moved to another session and back: each move prunes the member it left (a
+        // mark, then a settle, in the index's marks hash, which Redis drops once empty).
+        let mut moved = task.clone();
+        moved.session_id = format!("moved{{{id}");
+        manager.update(moved).await.unwrap();
+        manager.update(task).await.unwrap();
     }
+    let listed = manager
+        .list_tasks(&TaskFilter::all(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.tasks.len(), ids.len());
     let keys = cluster.keys(&format!("{prefix}:*"));
-    assert_eq!(keys.len(), ids.len() * 4, "{keys:?}");
+    let count = |suffix: &str| keys.iter().filter(|k| k.ends_with(suffix)).count();
+    // Per task: document, two records, two request-id indexes, a session index and a
+    // user index (the moved-to session's is empty and gone); the index of all tasks.
+    // Scripts touch an index and its marks hash together, which the cluster would refuse
+    // (CROSSSLOT) if their slots differed; no prune was left half done, so no marks.
+    assert_eq!(keys.len(), ids.len() * 7 + 1, "{keys:?}");
+    assert_eq!(count(":marks"), 0, "{keys:?}");
     let mut task_slots = BTreeSet::new();
+    let mut list_slots = BTreeSet::new();
     for key in &keys {
         let slot = cluster.keyslot(key);
         let tag = tag(key);
@@ -95,19 +118,37 @@ async fn the_conformance_suite_passes_on_a_cluster_and_every_key_is_in_its_desig
         assert!(!tag.contains('{'), "{key}");
         if key.ends_with(":task") {
             assert!(tag.starts_with("t:"), "{key}");
-            let record = key.replace("}:task", "}:request_ids");
-            assert!(keys.contains(&record), "{key} has its record");
-            assert_eq!(cluster.keyslot(&record), slot, "{key}");
+            for record in ["}:request_ids", "}:listing"] {
+                let record = key.replace("}:task", record);
+                assert!(keys.contains(&record), "{key} has its record {record}");
+                assert_eq!(cluster.keyslot(&record), slot, "{key}");
+            }
             task_slots.insert(slot);
         } else if key.ends_with(":request_index") {
             assert!(tag.starts_with("r:"), "{key}");
+        } else if key.ends_with(":list") || key.ends_with(":marks") {
+            assert!(
+                tag == "l:all" || tag.starts_with("l:s:") || tag.starts_with("l:u:"),
+                "{key}"
+            );
+            // An index and its marks share the slot: one script touches both.
+            let index = key.replace("}:marks", "}:list");
+            assert_eq!(cluster.keyslot(&index), slot, "{key}");
+            list_slots.insert(slot);
         } else {
-            assert!(key.ends_with(":request_ids"), "{key}");
+            assert!(
+                key.ends_with(":request_ids") || key.ends_with(":listing"),
+                "{key}"
+            );
         }
     }
     assert!(
         task_slots.len() > 1,
         "tasks spread over slots: {task_slots:?}"
+    );
+    assert!(
+        list_slots.len() > 1,
+        "listing indexes spread over slots: {list_slots:?}"
     );
 }
 
