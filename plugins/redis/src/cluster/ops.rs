@@ -333,9 +333,12 @@ impl ClusterOps {
             .iter()
             .map(|k| Route::with_key(k.as_bytes(), SlotAddr::Master))
             .collect();
-        // Half the operation's limit, so a shortfall is reported as such rather than
-        // cut off by the limit.
-        let millis = u64::try_from(self.timeout.as_millis() / 2)
+        // Half the operation's limit in all, so a shortfall is reported as such rather
+        // than cut off by the limit. Several slots may share a master, and WAITs on one
+        // connection run one after the other (each blocks it), so each route gets its
+        // share: a master without replicas answers them all within the half.
+        let routes_count = u128::try_from(routes.len()).unwrap_or(u128::MAX).max(1);
+        let millis = u64::try_from(self.timeout.as_millis() / 2 / routes_count)
             .unwrap_or(u64::MAX)
             .max(1);
         let calls = routes.into_iter().map(|route| {
