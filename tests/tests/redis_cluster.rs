@@ -229,12 +229,16 @@ async fn the_retention_cases_pass_on_a_cluster_with_real_ttls() {
 /// Walks every page of `filter` with pages of `size`; the ids in the order listed.
 async fn walk(manager: &ForeignManager, filter: &TaskFilter, size: u32) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut request = PageRequest::new(size).unwrap();
+    let first = PageRequest::new(size).expect("a valid page size");
+    let mut request = first.clone();
     loop {
-        let page = manager.list_tasks(filter, &request).await.unwrap();
+        let page = manager
+            .list_tasks(filter, &request)
+            .await
+            .expect("a listing page");
         ids.extend(page.tasks.into_iter().map(|s| s.task_id));
         match page.next {
-            Some(cursor) => request = PageRequest::new(size).unwrap().after(cursor),
+            Some(cursor) => request = first.clone().after(cursor),
             None => return ids,
         }
     }
