@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks the Redis plugin in cluster mode (a scratch 3-master, 3-replica Redis Cluster
 # on loopback) and in single-node mode (a scratch redis-server) in the same sitting, on
-# the standard workload at C=1 and C=64, and counts the commands the servers ran per
-# operation of the cluster run (INFO commandstats over every master).
+# the standard workload at C=1 and C=64: ROUNDS rounds, each a single-node run then a
+# cluster run, and per phase the median ops/s of each mode and their ratio; then counts
+# the commands the cluster's masters ran in its last run (INFO commandstats).
 #
-# Usage: scripts/bench-redis-cluster.sh          # TASKS=10000 by default
-#        TASKS=2000 scripts/bench-redis-cluster.sh
+# Usage: scripts/bench-redis-cluster.sh          # TASKS=10000, ROUNDS=3 by default
+#        TASKS=2000 ROUNDS=5 scripts/bench-redis-cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TASKS=${TASKS:-10000}
+ROUNDS=${ROUNDS:-3}
 PREFIX=ta-bench
 scratch=$(mktemp -d)
 ports=()
@@ -79,20 +81,41 @@ masters() {
   done
 }
 
-echo
-echo "== single node, C=1 and C=64"
-persist TA_REDIS_HOST=127.0.0.1 TA_REDIS_PORT="$single" \
-  target/release/ta-persist bench --tasks "$TASKS" --concurrency 1,64 --no-memory --json \
-  >"$scratch/single.json"
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS: single node, then cluster (C=1 and C=64)"
+  persist TA_REDIS_HOST=127.0.0.1 TA_REDIS_PORT="$single" \
+    target/release/ta-persist bench --tasks "$TASKS" --concurrency 1,64 --no-memory --json \
+    >"$scratch/single-$round.json"
+  for p in $(masters); do redis-cli -h 127.0.0.1 -p "$p" config resetstat >/dev/null; done
+  persist TA_REDIS_CLUSTER=true TA_REDIS_NODES="$(IFS=,; echo "${nodes[*]}")" \
+    target/release/ta-persist bench --tasks "$TASKS" --concurrency 1,64 --no-memory --json \
+    >"$scratch/cluster-$round.json"
+done
 
-echo "== cluster, C=1 and C=64, beside the single node (ratio: cluster / single)"
-for p in $(masters); do redis-cli -h 127.0.0.1 -p "$p" config resetstat >/dev/null; done
-persist TA_REDIS_CLUSTER=true TA_REDIS_NODES="$(IFS=,; echo "${nodes[*]}")" \
-  target/release/ta-persist bench --tasks "$TASKS" --concurrency 1,64 --no-memory \
-  --compare "$scratch/single.json"
+echo
+echo "== median ops/s over $ROUNDS rounds (ratio: cluster / single)"
+python3 - "$scratch" "$ROUNDS" <<'PY'
+import json, statistics, sys
+scratch, rounds = sys.argv[1], int(sys.argv[2])
+def figures(mode):
+    out = {}
+    for r in range(1, rounds + 1):
+        with open(f"{scratch}/{mode}-{r}.json") as f:
+            for run in json.load(f)["runs"]:
+                result = run["result"]
+                for phase in result["phases"]:
+                    key = (result["concurrency"], phase["phase"])
+                    out.setdefault(key, []).append(phase["ops_per_sec"])
+    return {k: statistics.median(v) for k, v in out.items()}
+single, cluster = figures("single"), figures("cluster")
+print(f"{'C':>4} {'phase':<8} {'single':>10} {'cluster':>10} {'ratio':>7}")
+for key in single:
+    c, phase = key
+    print(f"{c:>4} {phase:<8} {single[key]:>10.0f} {cluster[key]:>10.0f} {cluster[key] / single[key]:>7.3f}")
+PY
 
 echo
-echo "== commands the cluster's masters ran during the cluster bench (all phases, both C)"
+echo "== commands the cluster's masters ran during the last cluster run (all phases, both C)"
 for p in $(masters); do
   redis-cli -h 127.0.0.1 -p "$p" info commandstats | grep -E '^cmdstat_' || true
 done | python3 -c '

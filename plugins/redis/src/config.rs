@@ -270,15 +270,6 @@ impl RedisConfig {
             })?;
         }
         config.cluster = crate::cluster::config::from_lookup(&lookup, &config.prefix)?;
-        if config.cluster.is_some() && !config.retention.is_empty() {
-            // Cluster mode keeps no expiry of its own yet: refuse rather than keep
-            // tasks the operator asked to have removed.
-            return Err(ConfigError {
-                name: RETENTION_VAR,
-                value: get(RETENTION_VAR).map(str::to_owned),
-                reason: "retention is not available in Redis Cluster mode yet".to_owned(),
-            });
-        }
         Ok(config)
     }
 }
@@ -298,14 +289,19 @@ mod tests {
     }
 
     #[test]
-    fn cluster_mode_refuses_a_retention_policy() {
-        let err = parse(&[
+    fn cluster_mode_takes_a_retention_policy() {
+        let c = parse(&[
             ("TA_REDIS_CLUSTER", "true"),
             ("TA_REDIS_NODES", "127.0.0.1:7000"),
             (RETENTION_VAR, "completed=1d"),
         ])
-        .unwrap_err();
-        assert!(err.to_string().contains(RETENTION_VAR), "{err}");
+        .unwrap();
+        assert!(c.cluster.is_some());
+        assert_eq!(
+            c.retention
+                .max_age(ta_persistence_api::TaskStatus::Completed),
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use ta_persistence_api::{
 use crate::cluster::ClusterOps;
 use crate::ops::{Ops, ReindexReport};
 
-/// Listing, retention and reindexing keep ordered indexes that span slots; cluster mode
-/// does not keep them yet, and says so.
+/// Reindexing rebuilds indexes for tasks that writers not keeping them wrote (the Python
+/// original); no such writer can write cluster-mode keys, so cluster mode does not offer
+/// it, and says so.
 fn not_in_cluster_mode(op: Operation) -> PersistenceError {
     PersistenceError::unsupported(op, "the Redis plugin in cluster mode", None)
 }
@@ -81,14 +82,14 @@ impl Backend {
     pub(crate) async fn list(&self, filter: &TaskFilter, page: &PageRequest) -> Result<Page> {
         match self {
             Backend::Single(ops) => ops.list(filter, page).await,
-            Backend::Cluster(_) => Err(not_in_cluster_mode(Operation::List)),
+            Backend::Cluster(ops) => ops.list(filter, page).await,
         }
     }
 
     pub(crate) async fn purge(&self) -> Result<u64> {
         match self {
             Backend::Single(ops) => ops.purge().await,
-            Backend::Cluster(_) => Err(not_in_cluster_mode(Operation::Purge)),
+            Backend::Cluster(ops) => ops.purge().await,
         }
     }
 

@@ -650,14 +650,14 @@ impl Ops {
 }
 
 /// Which index a listing reads, and so what an entry's task must have to belong there.
-enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     All,
     Session(&'a str),
     User(&'a str),
 }
 
 /// What a listing entry turned out to be.
-enum Entry {
+pub(crate) enum Entry {
     /// A task listed where it belongs.
     Listed(TaskSummary),
     /// The task is gone (or the entry names none): its id, `""` for none.
@@ -669,7 +669,8 @@ enum Entry {
     Unreadable(String, String),
 }
 
-fn judge_entry(entry: &str, doc: Option<Vec<u8>>, scope: &Scope<'_>) -> Entry {
+/// What a listing entry of `scope`'s index is, given its task's document (if any).
+pub(crate) fn judge_entry(entry: &str, doc: Option<Vec<u8>>, scope: &Scope<'_>) -> Entry {
     let Some(key) = member_key(entry) else {
         return Entry::Gone(String::new());
     };

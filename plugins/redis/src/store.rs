@@ -60,6 +60,7 @@ impl RedisTaskPersistenceManager {
                 tls = config.tls,
                 prefix = %config.prefix,
                 ttl_secs = config.ttl_secs,
+                retention = %config.retention,
                 wait_replicas = cluster.wait_replicas,
                 "connected to the Redis Cluster"
             );
@@ -67,6 +68,7 @@ impl RedisTaskPersistenceManager {
                 conn,
                 &config.prefix,
                 config.ttl_secs,
+                &config.retention,
                 config.timeout,
                 cluster.wait_replicas,
             )));

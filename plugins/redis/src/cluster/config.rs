@@ -9,7 +9,8 @@
 //! In cluster mode `TA_REDIS_HOST`, `TA_REDIS_PORT` and `TA_REDIS_DB` must be unset (a
 //! cluster has only database 0, and its nodes are the seed list), and the prefix may not
 //! hold `{` or `}`, which would change the hash tags of every key. Password, user name,
-//! TLS, CA certificate, TTL, prefix and time limit mean what they mean for a single node.
+//! TLS, CA certificate, TTL, retention policy, prefix and time limit mean what they mean
+//! for a single node.
 
 use crate::config::{parse_bool, ConfigError, DB, HOST, PORT, PREFIX};
 

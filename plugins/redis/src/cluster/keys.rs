@@ -6,20 +6,78 @@
 //! | `{prefix}:{t:<id>}:task` | string | the task's | the task's JSON document |
 //! | `{prefix}:{t:<id>}:request_ids` | string | the task's | the request ids the document was indexed under ([`encode_ids`]) |
 //! | `{prefix}:{t:<id>}:quarantine:<sha1>` | string | the task's | a document that could not be read, moved aside (never expires) |
+//! | `{prefix}:{t:<id>}:listing` | string | the task's | where the document was listed: `[member, session id, user id]` |
 //! | `{prefix}:{r:<request id>}:request_index` | hash | the request id's | task id → `live`, or a prune's token while one checks it |
+//! | `{prefix}:{l:all}:list` | sorted set | its own | one listing member per task (module `crate::listing` spells members) |
+//! | `{prefix}:{l:s:<session id>}:list` | sorted set | the session's | the members of that session's tasks |
+//! | `{prefix}:{l:u:<user id>}:list` | sorted set | the user's | the members of that user's tasks |
+//! | `{prefix}:{l:…}:marks` | hash | its listing index's | member → a prune's token while one checks it |
 //!
 //! Redis Cluster hashes only the part of a key between the first `{` and the next `}`, so
-//! the task's three keys share a slot (one script can touch them all, and `RENAME` to
-//! quarantine stays in the slot) while each request id's index has a slot of its own.
+//! the task's keys share a slot (one script can touch them all, and `RENAME` to
+//! quarantine stays in the slot) while each request id's index, and each listing index
+//! with its marks, has a slot of its own. The index of all tasks is one key, so one
+//! slot (and one master) takes an entry of every write: the price of a listing that
+//! reads one ordered key.
 //! The prefix may not hold braces (refused by the configuration) and ids are escaped
 //! ([`escape`]: `%`, `{` and `}` as `%25`, `%7B`, `%7D`), so no id can end a tag early or
-//! make two ids share a key. The `t:`/`r:` markers keep a task id and a request id that
-//! are the same text in different slots' keys apart.
+//! make two ids share a key. The `t:`, `r:`, `l:s:` and `l:u:` markers keep a task id,
+//! a request id, a session id and a user id that are the same text in different keys.
+
+/// A listing index: of all tasks, of one session's, or of one user's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ListIndex {
+    /// Every task.
+    All,
+    /// The tasks of a session.
+    Session(String),
+    /// The tasks of a user.
+    User(String),
+}
+
+impl ListIndex {
+    /// Whether a task of this session and user belongs in this index.
+    pub(crate) fn admits(&self, session_id: &str, user_id: &str) -> bool {
+        match self {
+            ListIndex::All => true,
+            ListIndex::Session(s) => s == session_id,
+            ListIndex::User(u) => u == user_id,
+        }
+    }
+
+    /// The hash tag of this index's keys.
+    fn tag(&self) -> String {
+        match self {
+            ListIndex::All => "l:all".to_owned(),
+            ListIndex::Session(s) => format!("l:s:{}", escape(s)),
+            ListIndex::User(u) => format!("l:u:{}", escape(u)),
+        }
+    }
+}
 
 /// The key names of one cluster-mode store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClusterKeys {
     prefix: String,
+}
+
+/// Undoes [`escape`]; `None` for text `escape` never makes.
+pub(crate) fn unescape(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(['%', '{', '}']) {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at..at + 3)?;
+        out.push(match code {
+            "%25" => '%',
+            "%7B" => '{',
+            "%7D" => '}',
+            _ => return None,
+        });
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Escapes an id for use inside a hash tag: `%`, `{`, `}` become `%25`, `%7B`, `%7D`.
@@ -65,15 +123,57 @@ impl ClusterKeys {
         self.task_tagged(task_id, &format!("quarantine:{sha}"))
     }
 
+    /// The key of where a task's document was listed (same slot as the task).
+    pub(crate) fn listed(&self, task_id: &str) -> String {
+        self.task_tagged(task_id, "listing")
+    }
+
+    /// The key of a listing index (a sorted set of members).
+    pub(crate) fn list_index(&self, index: &ListIndex) -> String {
+        format!("{}:{{{}}}:list", self.prefix, index.tag())
+    }
+
+    /// The key of a listing index's marks (same slot as the index).
+    pub(crate) fn list_marks(&self, index: &ListIndex) -> String {
+        format!("{}:{{{}}}:marks", self.prefix, index.tag())
+    }
+
+    /// The listing index a key of [`Self::list_index`] names; `None` for any other key.
+    pub(crate) fn list_index_of(&self, key: &str) -> Option<ListIndex> {
+        let tag = key
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":{l:")?
+            .strip_suffix("}:list")?;
+        if tag == "all" {
+            return Some(ListIndex::All);
+        }
+        if tag.contains(['{', '}']) {
+            return None;
+        }
+        if let Some(session) = tag.strip_prefix("s:") {
+            return unescape(session).map(ListIndex::Session);
+        }
+        unescape(tag.strip_prefix("u:")?).map(ListIndex::User)
+    }
+
     /// The key of a request id's index (a hash of task ids).
     pub(crate) fn index(&self, request_id: &str) -> String {
         format!("{}:{{r:{}}}:request_index", self.prefix, escape(request_id))
     }
 
     /// `SCAN MATCH` patterns for every key of this store, task keys first.
-    pub(crate) fn scan_patterns(&self) -> [String; 2] {
+    pub(crate) fn scan_patterns(&self) -> [String; 3] {
         let prefix = crate::keys::escape_glob(&self.prefix);
-        [format!("{prefix}:{{t:*"), format!("{prefix}:{{r:*")]
+        [
+            format!("{prefix}:{{t:*"),
+            format!("{prefix}:{{r:*"),
+            format!("{prefix}:{{l:*"),
+        ]
+    }
+
+    /// The `SCAN MATCH` pattern of listing index keys (not their marks).
+    pub(crate) fn list_pattern(&self) -> String {
+        format!("{}:{{l:*}}:list", crate::keys::escape_glob(&self.prefix))
     }
 }
 
@@ -130,12 +230,46 @@ mod tests {
             "task_persistence:{t:t1}:quarantine:ab12"
         );
         assert_eq!(keys.index("t1"), "task_persistence:{r:t1}:request_index");
+        assert_eq!(keys.listed("t1"), "task_persistence:{t:t1}:listing");
         for id in ["t1", "", "a}b", "{x}", "}{", "%7B", "ü:*"] {
             let tag = hash_tag(&keys.task(id)).to_owned();
             assert_eq!(tag, format!("t:{}", escape(id)), "{id:?}");
             assert_eq!(hash_tag(&keys.record(id)), tag);
             assert_eq!(hash_tag(&keys.quarantine(id, "0f")), tag);
+            assert_eq!(hash_tag(&keys.listed(id)), tag);
             assert_eq!(hash_tag(&keys.index(id)), format!("r:{}", escape(id)));
+        }
+    }
+
+    #[test]
+    fn each_listing_index_has_its_own_tag_and_its_marks_share_it() {
+        let keys = ClusterKeys::new("p");
+        assert_eq!(keys.list_index(&ListIndex::All), "p:{l:all}:list");
+        assert_eq!(keys.list_marks(&ListIndex::All), "p:{l:all}:marks");
+        let mut tags = std::collections::BTreeSet::new();
+        for id in ["all", "", "a}b", "{x}", "%7B", "ü:*", "s:x"] {
+            for index in [
+                ListIndex::All,
+                ListIndex::Session(id.to_owned()),
+                ListIndex::User(id.to_owned()),
+            ] {
+                let key = keys.list_index(&index);
+                let tag = hash_tag(&key).to_owned();
+                assert_eq!(hash_tag(&keys.list_marks(&index)), tag);
+                assert!(!tag.contains(['{', '}']), "{key}");
+                assert_eq!(keys.list_index_of(&key), Some(index.clone()), "{key}");
+                tags.insert((tag, index));
+            }
+        }
+        let distinct: std::collections::BTreeSet<&String> = tags.iter().map(|(t, _)| t).collect();
+        assert_eq!(distinct.len(), tags.len(), "one tag per index");
+        for other in [
+            "p:{l:all}:marks",
+            "q:{l:all}:list",
+            "p:{t:x}:task",
+            "p:{l:s:a%7}:list",
+        ] {
+            assert_eq!(keys.list_index_of(other), None, "{other}");
         }
     }
 
@@ -150,6 +284,10 @@ mod tests {
             }
         }
         assert_eq!(escape("a{b}%"), "a%7Bb%7D%25");
+        for id in ids {
+            assert_eq!(unescape(&escape(id)).as_deref(), Some(id));
+        }
+        assert_eq!(unescape("%7"), None);
     }
 
     #[test]
@@ -168,7 +306,12 @@ mod tests {
         let keys = ClusterKeys::new("p[1]");
         assert_eq!(
             keys.scan_patterns(),
-            ["p\\[1\\]:{t:*".to_owned(), "p\\[1\\]:{r:*".to_owned()]
+            [
+                "p\\[1\\]:{t:*".to_owned(),
+                "p\\[1\\]:{r:*".to_owned(),
+                "p\\[1\\]:{l:*".to_owned()
+            ]
         );
+        assert_eq!(keys.list_pattern(), "p\\[1\\]:{l:*}:list");
     }
 }

@@ -6,13 +6,18 @@
 //!
 //! | operation | round trips | commands |
 //! |---|---|---|
-//! | create, update, update_if_match | 3 | `EVALSHA` index-add per request id; `EVALSHA` task write; `EVALSHA` index-add per request id |
-//! | update that drops request ids, delete | + 3 | `EVALSHA` mark per dropped id; `GET`; `EVALSHA` settle per dropped id |
+//! | create, update, update_if_match | 3 | `EVALSHA` add per index entry; `EVALSHA` task write; `EVALSHA` add per index entry |
+//! | update that drops index entries, delete | + 3 | `EVALSHA` mark per dropped entry; `GET`; `EVALSHA` settle per dropped entry |
 //! | load, load_with_etag | 1 | `GET` |
 //! | load_by_request_id | 2 | `HKEYS`; `GET` per entry |
+//! | list | 2 per batch | `ZRANGEBYLEX` on one listing index; `GET` per entry |
 //! | any write with `TA_REDIS_WAIT_REPLICAS` | + 1 | `WAIT` per master written to |
 //!
-//! A create or update of a task without items touches no index: 1 round trip.
+//! A task's index entries are one per distinct request id and three listing members
+//! (all tasks, its session, its user), so a create with two request ids sends 5 adds, the
+//! task write and 5 adds again. An update that keeps the session, user and `created_at`
+//! (a status change) drops no listing entry. A listing that meets stale entries prunes
+//! each (3 more round trips, all stale entries of a batch together).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +32,41 @@ use ta_persistence_api::error::Outcome;
 use ta_persistence_api::{ETag, Operation, PersistenceError, Result, TaskDocument};
 use tracing::{debug, warn};
 
-use super::keys::{decode_ids, encode_ids, ClusterKeys};
+use super::keys::{decode_ids, encode_ids, ClusterKeys, ListIndex};
 use super::scripts::ClusterScripts;
-use crate::codec::{self, etag_of, read_stored, select, write_status};
+use crate::codec::{self, etag_of, read_stored, select, write_status, Ttls};
 use crate::error::{classify, from_redis, Class};
+use crate::listing::{list_fields, member, ListFields};
+use ta_persistence_api::retention::RetentionPolicy;
 
 /// Keys fetched per `SCAN` round trip in `clear`.
 const CLEAR_BATCH: usize = 500;
 
+/// How long a prune's marks on listing entries live at least, in milliseconds: far
+/// longer than a prune takes. A mark that expires only makes its prune keep the entry.
+const MARK_TTL_MS: &str = "600000";
+
+/// One index entry of a task: what a write adds before and after its task write, and
+/// what a prune removes once the task no longer holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum IndexEntry {
+    /// The task's entry in a request id's index.
+    Request(String),
+    /// The task's member in a listing index.
+    Listed(ListIndex, String),
+}
+
+impl IndexEntry {
+    /// The three listing entries of a task listed with `member` in this session and
+    /// for this user.
+    fn listings(member: &str, session_id: &str, user_id: &str) -> [IndexEntry; 3] {
+        [
+            IndexEntry::Listed(ListIndex::All, member.to_owned()),
+            IndexEntry::Listed(ListIndex::Session(session_id.to_owned()), member.to_owned()),
+            IndexEntry::Listed(ListIndex::User(user_id.to_owned()), member.to_owned()),
+        ]
+    }
+}
 /// A step of a write (parent module docs); tests fail one to check what it leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -48,11 +80,12 @@ pub(crate) enum Step {
 /// The connection and everything an operation needs besides its arguments.
 pub(crate) struct ClusterOps {
     conn: ClusterConnection,
-    keys: ClusterKeys,
+    pub(super) keys: ClusterKeys,
     scripts: ClusterScripts,
-    /// TTL of a task in milliseconds, as the scripts take it (`"0"`: none).
-    ttl_ms: String,
-    timeout: Duration,
+    /// The TTL in milliseconds of a task in each status, as the scripts take it (`"0"`:
+    /// none).
+    ttls: Ttls,
+    pub(super) timeout: Duration,
     wait_replicas: u32,
     /// The step that fails next, in tests.
     #[cfg(test)]
@@ -78,6 +111,44 @@ fn distinct_ids(doc: &TaskDocument) -> Vec<&str> {
     set.into_iter().collect()
 }
 
+/// What a write of `doc` stores besides the document: its index entries, the TTL of its
+/// status, its request-id record and its listing record.
+struct Indexed {
+    entries: Vec<IndexEntry>,
+    ttl: String,
+    record: String,
+    listed: String,
+}
+
+/// Decodes a listing record (`[member, session id, user id]`) into its three entries;
+/// none for a record that does not read.
+fn listed_entries(task_id: &str, record: &[u8]) -> Vec<IndexEntry> {
+    match serde_json::from_slice::<(String, String, String)>(record) {
+        Ok((member, session, user)) => IndexEntry::listings(&member, &session, &user).to_vec(),
+        Err(_) => {
+            warn!(
+                task_id,
+                "a listing record does not read; its entries are left for listings to prune"
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Whether the document read holds `entry` (for a prune): `true` when that cannot be
+/// known (the document does not read), so such an entry is kept.
+fn document_holds(task_id: &str, json: &str, entry: &IndexEntry) -> bool {
+    match entry {
+        IndexEntry::Request(rid) => IndexFields::read(json).map_or(true, |f| f.holds(rid)),
+        IndexEntry::Listed(index, listed) => {
+            let doc = TaskDocument::stored(task_id.to_owned(), json.to_owned());
+            list_fields(&doc).map_or(true, |f| {
+                member(&f.key) == *listed && index.admits(&f.session_id, &f.user_id)
+            })
+        }
+    }
+}
+
 /// The error of a write step that came after the task write: the write is applied (or
 /// may be), so never "not applied".
 fn after_write(op: Operation, id: &str, timeout: Duration, err: RedisError) -> PersistenceError {
@@ -92,6 +163,7 @@ impl ClusterOps {
         conn: ClusterConnection,
         prefix: &str,
         ttl_secs: u64,
+        retention: &RetentionPolicy,
         timeout: Duration,
         wait_replicas: u32,
     ) -> Self {
@@ -99,7 +171,7 @@ impl ClusterOps {
             conn,
             keys: ClusterKeys::new(prefix),
             scripts: ClusterScripts::new(),
-            ttl_ms: ttl_secs.saturating_mul(1000).to_string(),
+            ttls: Ttls::new(ttl_secs, retention),
             timeout,
             wait_replicas,
             #[cfg(test)]
@@ -107,8 +179,44 @@ impl ClusterOps {
         }
     }
 
-    fn conn(&self) -> ClusterConnection {
+    pub(super) fn conn(&self) -> ClusterConnection {
         self.conn.clone()
+    }
+
+    /// The key of the index an entry is in (its marks share the slot).
+    fn entry_key(&self, entry: &IndexEntry) -> String {
+        match entry {
+            IndexEntry::Request(rid) => self.keys.index(rid),
+            IndexEntry::Listed(index, _) => self.keys.list_index(index),
+        }
+    }
+
+    /// What a write of `doc` indexes it under, its TTL and its records.
+    fn indexed(&self, op: Operation, doc: &TaskDocument) -> Result<Indexed> {
+        let fields: ListFields = list_fields(doc).map_err(|e| {
+            PersistenceError::invalid(
+                op,
+                doc.task_id(),
+                format!("the task cannot be indexed: {e}"),
+            )
+        })?;
+        let member = member(&fields.key);
+        let ids = distinct_ids(doc);
+        let mut entries: Vec<IndexEntry> = ids
+            .iter()
+            .map(|rid| IndexEntry::Request((*rid).to_owned()))
+            .collect();
+        entries.extend(IndexEntry::listings(
+            &member,
+            &fields.session_id,
+            &fields.user_id,
+        ));
+        Ok(Indexed {
+            entries,
+            ttl: self.ttls.of(fields.status).to_owned(),
+            record: encode_ids(ids),
+            listed: fields.record(&member),
+        })
     }
 
     /// Arms a fault: the next time `step` is about to run, it fails as if the connection
@@ -139,14 +247,31 @@ impl ClusterOps {
         Ok(())
     }
 
-    /// Sets the task's entry `live` in the index of each request id, all at once.
-    async fn index_add(&self, task_id: &str, request_ids: &[&str]) -> redis::RedisResult<()> {
-        let calls = request_ids.iter().map(|rid| {
+    /// Adds each entry (a request id's entry set `live`, a listing member with its mark
+    /// cleared), all at once, keeping each index alive at least `ttl` milliseconds.
+    async fn index_add(
+        &self,
+        task_id: &str,
+        entries: &[IndexEntry],
+        ttl: &str,
+    ) -> redis::RedisResult<()> {
+        let calls = entries.iter().map(|entry| {
             let mut conn = self.conn();
-            let mut call = self.scripts.index_add.prepare_invoke();
-            call.key(self.keys.index(rid))
-                .arg(task_id)
-                .arg(&self.ttl_ms);
+            let call = match entry {
+                IndexEntry::Request(rid) => {
+                    let mut call = self.scripts.index_add.prepare_invoke();
+                    call.key(self.keys.index(rid)).arg(task_id).arg(ttl);
+                    call
+                }
+                IndexEntry::Listed(index, listed) => {
+                    let mut call = self.scripts.list_add.prepare_invoke();
+                    call.key(self.keys.list_index(index))
+                        .key(self.keys.list_marks(index))
+                        .arg(listed)
+                        .arg(ttl);
+                    call
+                }
+            };
             async move { call.invoke_async::<i64>(&mut conn).await }
         });
         for result in join_all(calls).await {
@@ -160,14 +285,14 @@ impl ClusterOps {
     async fn write(
         &self,
         op: Operation,
-        doc: &TaskDocument,
+        id: &str,
+        indexed: &Indexed,
         task_write: impl std::future::Future<Output = redis::RedisResult<Value>>,
     ) -> Result<Value> {
-        let id = doc.task_id();
-        let ids = distinct_ids(doc);
+        let entries = &indexed.entries;
         self.check(Step::IndexAdd)
             .map_err(|e| from_redis(op, id, self.timeout, e))?;
-        self.index_add(id, &ids)
+        self.index_add(id, entries, &indexed.ttl)
             .await
             .map_err(|e| from_redis(op, id, self.timeout, e))?;
         self.check(Step::TaskWrite)
@@ -186,13 +311,12 @@ impl ClusterOps {
             // Not written (taken, missing or changed): the entries step 1 added point at a
             // task that may not hold them; take them back through a prune, which keeps
             // those the stored task does hold.
-            let ids = ids.iter().map(|s| (*s).to_owned()).collect();
-            self.unindex(op, id, ids).await;
+            self.unindex(op, id, entries.clone()).await;
             return Ok(reply);
         }
         self.check(Step::IndexConfirm)
             .map_err(|e| after_write(op, id, self.timeout, e))?;
-        self.index_add(id, &ids)
+        self.index_add(id, entries, &indexed.ttl)
             .await
             .map_err(|e| after_write(op, id, self.timeout, e))?;
         Ok(reply)
@@ -209,9 +333,12 @@ impl ClusterOps {
             .iter()
             .map(|k| Route::with_key(k.as_bytes(), SlotAddr::Master))
             .collect();
-        // Half the operation's limit, so a shortfall is reported as such rather than
-        // cut off by the limit.
-        let millis = u64::try_from(self.timeout.as_millis() / 2)
+        // Half the operation's limit in all, so a shortfall is reported as such rather
+        // than cut off by the limit. Several slots may share a master, and WAITs on one
+        // connection run one after the other (each blocks it), so each route gets its
+        // share: a master without replicas answers them all within the half.
+        let routes_count = u128::try_from(routes.len()).unwrap_or(u128::MAX).max(1);
+        let millis = u64::try_from(self.timeout.as_millis() / 2 / routes_count)
             .unwrap_or(u64::MAX)
             .max(1);
         let calls = routes.into_iter().map(|route| {
@@ -252,10 +379,10 @@ impl ClusterOps {
         Ok(())
     }
 
-    /// The keys a write of `doc` touched, for `WAIT`.
-    fn written_keys(&self, task_id: &str, request_ids: &[&str]) -> Vec<String> {
+    /// The keys a write touched, for `WAIT`.
+    fn written_keys(&self, task_id: &str, entries: &[IndexEntry]) -> Vec<String> {
         let mut keys = vec![self.keys.task(task_id)];
-        keys.extend(request_ids.iter().map(|rid| self.keys.index(rid)));
+        keys.extend(entries.iter().map(|entry| self.entry_key(entry)));
         keys
     }
 
@@ -263,51 +390,59 @@ impl ClusterOps {
     pub(crate) async fn create(&self, doc: TaskDocument) -> Result<()> {
         let op = Operation::Create;
         let id = doc.task_id();
-        let ids = distinct_ids(&doc);
+        let indexed = self.indexed(op, &doc)?;
         let mut call = self.scripts.create.prepare_invoke();
         call.key(self.keys.task(id))
             .key(self.keys.record(id))
-            .arg(&self.ttl_ms)
+            .key(self.keys.listed(id))
+            .arg(&indexed.ttl)
             .arg(doc.json())
-            .arg(encode_ids(ids.iter().copied()));
+            .arg(&indexed.record)
+            .arg(&indexed.listed);
         let mut conn = self.conn();
         let reply = self
-            .write(op, &doc, async move { call.invoke_async(&mut conn).await })
+            .write(op, id, &indexed, async move {
+                call.invoke_async(&mut conn).await
+            })
             .await?;
         let code = match reply {
             Value::Int(code) => code,
             other => return Err(unexpected(op, id, &other)),
         };
         write_status(op, id, code, None)?;
-        self.wait_for_replicas(op, id, &self.written_keys(id, &ids))
+        self.wait_for_replicas(op, id, &self.written_keys(id, &indexed.entries))
             .await
     }
 
-    /// Replaces a stored task (if it still has `expected`, when given), indexes its new
-    /// request ids, and prunes the ones it no longer holds.
+    /// Replaces a stored task (if it still has `expected`, when given), indexes it under
+    /// its new entries, and prunes the entries it no longer holds.
     pub(crate) async fn update(&self, doc: &TaskDocument, expected: Option<&ETag>) -> Result<()> {
         let op = Operation::Update;
         let id = doc.task_id();
-        let ids = distinct_ids(doc);
+        let indexed = self.indexed(op, doc)?;
         let mut call = self.scripts.update.prepare_invoke();
         call.key(self.keys.task(id))
             .key(self.keys.record(id))
-            .arg(&self.ttl_ms)
+            .key(self.keys.listed(id))
+            .arg(&indexed.ttl)
             .arg(doc.json())
-            .arg(encode_ids(ids.iter().copied()))
+            .arg(&indexed.record)
+            .arg(&indexed.listed)
             .arg(expected.map_or("", ETag::as_str));
         let mut conn = self.conn();
         let reply = self
-            .write(op, doc, async move { call.invoke_async(&mut conn).await })
+            .write(op, id, &indexed, async move {
+                call.invoke_async(&mut conn).await
+            })
             .await?;
         let (code, old) = status_and_record(op, id, reply)?;
         write_status(op, id, code, expected)?;
-        let dropped: Vec<String> = old
+        let dropped: Vec<IndexEntry> = old
             .into_iter()
-            .filter(|rid| !ids.contains(&rid.as_str()))
+            .filter(|entry| !indexed.entries.contains(entry))
             .collect();
         self.unindex(op, id, dropped).await;
-        self.wait_for_replicas(op, id, &self.written_keys(id, &ids))
+        self.wait_for_replicas(op, id, &self.written_keys(id, &indexed.entries))
             .await
     }
 
@@ -321,6 +456,7 @@ impl ClusterOps {
             .delete
             .key(self.keys.task(task_id))
             .key(self.keys.record(task_id))
+            .key(self.keys.listed(task_id))
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| from_redis(op, task_id, self.timeout, e))?;
@@ -331,90 +467,128 @@ impl ClusterOps {
             .await
     }
 
-    /// Step 4, and a lookup's repair: removes `task_id`'s entries from the indexes of
-    /// `request_ids`, except those the stored task holds (or may hold). Mark, read the
-    /// task, then settle only entries still carrying the mark (parent module docs).
-    /// Best effort: a failure leaves entries for a later lookup to prune.
-    pub(crate) async fn unindex(&self, op: Operation, task_id: &str, request_ids: Vec<String>) {
-        if request_ids.is_empty() {
-            return;
+    /// Step 4, and a lookup's or a listing's repair: removes `task_id`'s `entries`,
+    /// except those the stored task holds (or may hold). Mark, read the task, then
+    /// settle only entries still carrying the mark (parent module docs). Best effort: a
+    /// failure leaves entries for a later lookup or listing to prune. How many it
+    /// removed.
+    pub(crate) async fn unindex(
+        &self,
+        op: Operation,
+        task_id: &str,
+        entries: Vec<IndexEntry>,
+    ) -> i64 {
+        if entries.is_empty() {
+            return 0;
         }
         if let Err(e) = self.check(Step::Unindex) {
             debug!(op = op.as_str(), task_id, error = %e, "index entries left for lookups to prune");
-            return;
+            return 0;
         }
         let token = prune_token();
-        let marked = self.mark(task_id, &request_ids, &token).await;
+        let marked = self.mark(task_id, &entries, &token).await;
         if marked.is_empty() {
-            return;
+            return 0;
         }
         let keep = self.held(task_id, &marked).await;
         let removed = self.settle(task_id, &marked, &keep, &token).await;
         debug!(op = op.as_str(), task_id, removed, "pruned index entries");
+        removed
     }
 
-    /// Prune step (a): marks the task's entries in the indexes of `request_ids` with
-    /// `token`; the request ids whose entry was there and is marked now.
+    /// Prune step (a): marks the task's `entries` with `token`; the entries that were
+    /// there and are marked now.
     pub(crate) async fn mark(
         &self,
         task_id: &str,
-        request_ids: &[String],
+        entries: &[IndexEntry],
         token: &str,
-    ) -> Vec<String> {
-        let marks = request_ids.iter().map(|rid| {
+    ) -> Vec<IndexEntry> {
+        let marks = entries.iter().map(|entry| {
             let mut conn = self.conn();
-            let mut call = self.scripts.index_mark.prepare_invoke();
-            call.key(self.keys.index(rid)).arg(task_id).arg(token);
+            let call = match entry {
+                IndexEntry::Request(rid) => {
+                    let mut call = self.scripts.index_mark.prepare_invoke();
+                    call.key(self.keys.index(rid)).arg(task_id).arg(token);
+                    call
+                }
+                IndexEntry::Listed(index, listed) => {
+                    let mut call = self.scripts.list_mark.prepare_invoke();
+                    call.key(self.keys.list_index(index))
+                        .key(self.keys.list_marks(index))
+                        .arg(listed)
+                        .arg(token)
+                        .arg(MARK_TTL_MS);
+                    call
+                }
+            };
             async move { call.invoke_async::<i64>(&mut conn).await }
         });
         let mut marked = Vec::new();
-        for (rid, result) in request_ids.iter().zip(join_all(marks).await) {
+        for (entry, result) in entries.iter().zip(join_all(marks).await) {
             match result {
-                Ok(1) => marked.push(rid.clone()),
+                Ok(1) => marked.push(entry.clone()),
                 Ok(_) => {}
                 Err(e) => {
-                    debug!(task_id, request_id = %rid, error = %e, "could not mark an index entry")
+                    debug!(task_id, ?entry, error = %e, "could not mark an index entry")
                 }
             }
         }
         marked
     }
 
-    /// Prune step (b): whether the stored task holds each request id. When that cannot
-    /// be known (the read failed, or the document's ids do not read), it may: `true`.
-    pub(crate) async fn held(&self, task_id: &str, request_ids: &[String]) -> Vec<bool> {
+    /// Prune step (b): whether the stored task holds each entry (a request id among its
+    /// items; a listing member that is its `created_at` and id, in an index its session
+    /// or user belongs to). When that cannot be known (the read failed, or the document
+    /// does not read), it may: `true`.
+    pub(crate) async fn held(&self, task_id: &str, entries: &[IndexEntry]) -> Vec<bool> {
         let stored: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
             .arg(self.keys.task(task_id))
             .query_async(&mut self.conn())
             .await;
-        request_ids
+        entries
             .iter()
-            .map(|rid| match &stored {
+            .map(|entry| match &stored {
                 Err(_) => true,
                 Ok(None) => false,
-                // Not text: not a task any lookup can return.
+                // Not text: not a task any lookup or listing can return.
                 Ok(Some(bytes)) => std::str::from_utf8(bytes)
-                    .is_ok_and(|json| IndexFields::read(json).map_or(true, |f| f.holds(rid))),
+                    .is_ok_and(|json| document_holds(task_id, json, entry)),
             })
             .collect()
     }
 
-    /// Prune step (c): for each entry still carrying `token`, keeps it (`live` again) or
-    /// removes it; how many it removed.
+    /// Prune step (c): for each entry still carrying `token`, keeps it (unmarked again)
+    /// or removes it; how many it removed.
     pub(crate) async fn settle(
         &self,
         task_id: &str,
-        request_ids: &[String],
+        entries: &[IndexEntry],
         keep: &[bool],
         token: &str,
     ) -> i64 {
-        let settles = request_ids.iter().zip(keep).map(|(rid, keep)| {
+        let settles = entries.iter().zip(keep).map(|(entry, keep)| {
             let mut conn = self.conn();
-            let mut call = self.scripts.index_settle.prepare_invoke();
-            call.key(self.keys.index(rid))
-                .arg(task_id)
-                .arg(token)
-                .arg(if *keep { "1" } else { "0" });
+            let keep = if *keep { "1" } else { "0" };
+            let call = match entry {
+                IndexEntry::Request(rid) => {
+                    let mut call = self.scripts.index_settle.prepare_invoke();
+                    call.key(self.keys.index(rid))
+                        .arg(task_id)
+                        .arg(token)
+                        .arg(keep);
+                    call
+                }
+                IndexEntry::Listed(index, listed) => {
+                    let mut call = self.scripts.list_settle.prepare_invoke();
+                    call.key(self.keys.list_index(index))
+                        .key(self.keys.list_marks(index))
+                        .arg(listed)
+                        .arg(token)
+                        .arg(keep);
+                    call
+                }
+            };
             async move { call.invoke_async::<i64>(&mut conn).await }
         });
         let mut removed = 0;
@@ -454,7 +628,7 @@ impl ClusterOps {
     }
 
     /// Moves a corrupt document (if it is still the one read) to quarantine.
-    async fn quarantine(
+    pub(super) async fn quarantine(
         &self,
         op: Operation,
         task_id: &str,
@@ -466,6 +640,7 @@ impl ClusterOps {
             .key(self.keys.task(task_id))
             .key(self.keys.quarantine(task_id, &unreadable.sha))
             .key(self.keys.record(task_id))
+            .key(self.keys.listed(task_id))
             .arg(&unreadable.sha)
             .invoke_async(&mut self.conn())
             .await
@@ -516,9 +691,13 @@ impl ClusterOps {
                 }
             }
         }
-        let prunes = gone
-            .iter()
-            .map(|task_id| self.unindex(op, task_id, vec![request_id.to_owned()]));
+        let prunes = gone.iter().map(|task_id| {
+            self.unindex(
+                op,
+                task_id,
+                vec![IndexEntry::Request(request_id.to_owned())],
+            )
+        });
         join_all(prunes).await;
         for (task_id, why) in &misfits {
             warn!(task_id, request_id, error = %why, "a task document holding the request id does not fit the task model; left in place");
@@ -538,7 +717,7 @@ impl ClusterOps {
     }
 
     /// One round trip with the operation time limit.
-    async fn limited<T>(
+    pub(super) async fn limited<T>(
         &self,
         op: Operation,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -550,7 +729,7 @@ impl ClusterOps {
     }
 
     /// The masters' addresses, from `CLUSTER NODES`.
-    async fn masters(&self, op: Operation) -> Result<Vec<(String, u16)>> {
+    pub(super) async fn masters(&self, op: Operation) -> Result<Vec<(String, u16)>> {
         let mut conn = self.conn();
         let nodes: Value = self
             .limited(
@@ -653,9 +832,10 @@ fn unexpected(op: Operation, id: &str, reply: &Value) -> PersistenceError {
     )
 }
 
-/// Reads `{code, record}` (update, delete): the status and the request ids recorded for
-/// the old document (none when there was no record, or one that does not read).
-fn status_and_record(op: Operation, id: &str, reply: Value) -> Result<(i64, Vec<String>)> {
+/// Reads `{code, record, listing record}` (update, delete): the status and the index
+/// entries recorded for the old document (none of a record that is missing or does not
+/// read).
+fn status_and_record(op: Operation, id: &str, reply: Value) -> Result<(i64, Vec<IndexEntry>)> {
     let Value::Array(items) = &reply else {
         return Err(unexpected(op, id, &reply));
     };
@@ -663,16 +843,22 @@ fn status_and_record(op: Operation, id: &str, reply: Value) -> Result<(i64, Vec<
         Some(Value::Int(code)) => *code,
         _ => return Err(unexpected(op, id, &reply)),
     };
-    let old = match items.get(1) {
+    let mut old: Vec<IndexEntry> = match items.get(1) {
         Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes)
             .ok()
             .and_then(decode_ids)
             .unwrap_or_else(|| {
                 warn!(task_id = id, "a request-id record does not read; its index entries are left for lookups to prune");
                 Vec::new()
-            }),
+            })
+            .into_iter()
+            .map(IndexEntry::Request)
+            .collect(),
         _ => Vec::new(),
     };
+    if let Some(Value::BulkString(bytes)) = items.get(2) {
+        old.extend(listed_entries(id, bytes));
+    }
     Ok((code, old))
 }
 
@@ -702,9 +888,18 @@ d4 127.0.0.1:7003@17003 slave a1 0 0 1 connected
         let reply = Value::Array(vec![
             Value::Int(1),
             Value::BulkString(encode_ids(["r1", "r:2"]).into_bytes()),
+            Value::BulkString(br#"["m~","s","u"]"#.to_vec()),
         ]);
         let (code, old) = status_and_record(Operation::Update, "t", reply).unwrap();
-        assert_eq!((code, old), (1, vec!["r1".to_owned(), "r:2".to_owned()]));
+        let mut expected = vec![
+            IndexEntry::Request("r1".to_owned()),
+            IndexEntry::Request("r:2".to_owned()),
+        ];
+        expected.extend(IndexEntry::listings("m~", "s", "u"));
+        assert_eq!((code, old), (1, expected));
+        let reply = Value::Array(vec![Value::Int(1), Value::Nil, Value::Nil]);
+        let (_, old) = status_and_record(Operation::Delete, "t", reply).unwrap();
+        assert!(old.is_empty());
         let (code, old) =
             status_and_record(Operation::Delete, "t", Value::Array(vec![Value::Int(0)])).unwrap();
         assert_eq!((code, old.len()), (0, 0));

@@ -1,8 +1,9 @@
 //! The Lua scripts of cluster mode: each touches only the keys it is given in `KEYS`, and
-//! those keys share one slot (a task's keys, or one request id's index).
+//! those keys share one slot (a task's keys, one request id's index, or one listing
+//! index with its marks).
 //!
-//! Task scripts change a task's document and its record of request ids together; index
-//! scripts change one request id's index. Which runs when, and why that order is safe
+//! Task scripts change a task's document and its records (request ids, listing entries)
+//! together; index scripts change one request id's index or one listing index. Which runs when, and why that order is safe
 //! although the two kinds cannot be one atomic step, is in the parent module's docs.
 //! Each task script reads and checks before it writes (a wrong key type is an error with
 //! nothing written), and its first write is the document's `SET`, which Redis refuses,
@@ -33,61 +34,72 @@ local function set_with_ttl(key, value, ttl_ms)
 end
 "#;
 
-/// KEYS: task key, record key. ARGV: TTL in milliseconds, document, record.
+/// KEYS: task key, record key, listing record key. ARGV: TTL in milliseconds, document,
+/// record, listing record.
 /// Returns 1, or 0 when the id is taken (nothing changed); an error, with nothing
-/// changed, when the record key is not a string.
+/// changed, when a record key is not a string.
 const TASK_CREATE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local _, err = read_string(KEYS[2], 'a request-id record')
 if err then return err end
+local _, err2 = read_string(KEYS[3], 'a listing record')
+if err2 then return err2 end
 set_with_ttl(KEYS[1], ARGV[2], ARGV[1])
 set_with_ttl(KEYS[2], ARGV[3], ARGV[1])
+set_with_ttl(KEYS[3], ARGV[4], ARGV[1])
 return 1
 "#;
 
-/// KEYS: task key, record key. ARGV: TTL in milliseconds, document, record, expected
-/// ETag ('' = any).
-/// Returns `{1, old record or false}`, `{0}` when the id is not stored, `{2}` when the
-/// stored document's SHA-1 is not the expected ETag (nothing changed in either case); an
-/// error, with nothing changed, when a key is not a string.
+/// KEYS: task key, record key, listing record key. ARGV: TTL in milliseconds, document,
+/// record, listing record, expected ETag ('' = any).
+/// Returns `{1, old record or false, old listing record or false}`, `{0}` when the id
+/// is not stored, `{2}` when the stored document's SHA-1 is not the expected ETag
+/// (nothing changed in either case); an error, with nothing changed, when a key is not
+/// a string.
 const TASK_UPDATE: &str = r#"
 local old, err = read_string(KEYS[1], 'a task document')
 if err then return err end
 if not old then return {0} end
-if ARGV[4] ~= '' and redis.sha1hex(old) ~= ARGV[4] then return {2} end
+if ARGV[5] ~= '' and redis.sha1hex(old) ~= ARGV[5] then return {2} end
 local record, err2 = read_string(KEYS[2], 'a request-id record')
 if err2 then return err2 end
+local listed, err3 = read_string(KEYS[3], 'a listing record')
+if err3 then return err3 end
 set_with_ttl(KEYS[1], ARGV[2], ARGV[1])
 set_with_ttl(KEYS[2], ARGV[3], ARGV[1])
-return {1, record}
+set_with_ttl(KEYS[3], ARGV[4], ARGV[1])
+return {1, record, listed}
 "#;
 
-/// KEYS: task key, record key.
-/// Returns `{1, old record or false}`, or `{0}` when the id is not stored; an error,
-/// with nothing changed, when a key is not a string.
+/// KEYS: task key, record key, listing record key.
+/// Returns `{1, old record or false, old listing record or false}`, or `{0}` when the
+/// id is not stored; an error, with nothing changed, when a key is not a string.
 const TASK_DELETE: &str = r#"
 local old, err = read_string(KEYS[1], 'a task document')
 if err then return err end
 if not old then return {0} end
 local record, err2 = read_string(KEYS[2], 'a request-id record')
 if err2 then return err2 end
-redis.call('DEL', KEYS[1], KEYS[2])
-return {1, record}
+local listed, err3 = read_string(KEYS[3], 'a listing record')
+if err3 then return err3 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return {1, record, listed}
 "#;
 
 /// KEYS: task key, quarantine key (named after the document's SHA-1, so an earlier
-/// quarantined document is never overwritten by different bytes), record key.
+/// quarantined document is never overwritten by different bytes), record key, listing
+/// record key.
 /// ARGV: SHA-1 of the corrupt document read.
-/// Moves the document to the quarantine key (without expiry) and drops its record; its
-/// index entries point nowhere then, which lookups prune. Returns the quarantine key, or
-/// false when the task changed (or went) since it was read.
+/// Moves the document to the quarantine key (without expiry) and drops its records; its
+/// index entries point nowhere then, which lookups and listings prune. Returns the
+/// quarantine key, or false when the task changed (or went) since it was read.
 const TASK_QUARANTINE: &str = r#"
 local doc, err = read_string(KEYS[1], 'a task document')
 if err then return err end
 if not doc or redis.sha1hex(doc) ~= ARGV[1] then return false end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('PERSIST', KEYS[2])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 return KEYS[2]
 "#;
 
@@ -129,6 +141,47 @@ end
 return redis.call('HDEL', KEYS[1], ARGV[1])
 "#;
 
+/// KEYS: listing index, its marks. ARGV: member, TTL in milliseconds.
+/// Adds the member and clears its mark (which makes a prune checking it leave it), and
+/// keeps the index alive at least as long as the task, as `INDEX_ADD` does. Returns 1.
+const LIST_ADD: &str = r#"
+local left = redis.call('PTTL', KEYS[1])
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] == '0' then
+  if left >= 0 then redis.call('PERSIST', KEYS[1]) end
+elseif left == -2 or (left >= 0 and left < tonumber(ARGV[2])) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"#;
+
+/// KEYS: listing index, its marks. ARGV: member, the prune's token, how long marks live
+/// at least (milliseconds).
+/// Marks the member, if the index holds it, with the token. The marks hash expires
+/// (its expiry only ever pushed back): a lost mark only makes a prune keep an entry.
+/// Returns 1 when marked, 0 when there was no member.
+const LIST_MARK: &str = r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local left = redis.call('PTTL', KEYS[2])
+if left == -1 or (left >= 0 and left < tonumber(ARGV[3])) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+"#;
+
+/// KEYS: listing index, its marks. ARGV: member, the prune's token, '1' to keep the
+/// member or '0' to remove it.
+/// Only if the member's mark is still the token (no write re-added it since): clears
+/// the mark and keeps or removes the member. Returns 1 when it removed it, else 0.
+const LIST_SETTLE: &str = r#"
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[3] == '1' then return 0 end
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"#;
+
 /// The scripts, each with its SHA-1 computed once.
 #[derive(Debug)]
 pub(crate) struct ClusterScripts {
@@ -139,6 +192,9 @@ pub(crate) struct ClusterScripts {
     pub(crate) index_add: Script,
     pub(crate) index_mark: Script,
     pub(crate) index_settle: Script,
+    pub(crate) list_add: Script,
+    pub(crate) list_mark: Script,
+    pub(crate) list_settle: Script,
 }
 
 impl ClusterScripts {
@@ -152,6 +208,9 @@ impl ClusterScripts {
             index_add: Script::new(INDEX_ADD),
             index_mark: Script::new(INDEX_MARK),
             index_settle: Script::new(INDEX_SETTLE),
+            list_add: Script::new(LIST_ADD),
+            list_mark: Script::new(LIST_MARK),
+            list_settle: Script::new(LIST_SETTLE),
         }
     }
 }
@@ -172,6 +231,9 @@ mod tests {
             INDEX_ADD,
             INDEX_MARK,
             INDEX_SETTLE,
+            LIST_ADD,
+            LIST_MARK,
+            LIST_SETTLE,
         ] {
             assert!(!body.contains(".."), "{body}");
         }
