@@ -47,7 +47,7 @@ fn hosts_starting_together_apply_each_migration_once() {
             "SELECT string_agg(version || ':' || n, ',') FROM \
              (SELECT version, count(*) AS n FROM ta_schema_migrations GROUP BY version ORDER BY version) v"
         ),
-        "1:1"
+        "1:1,2:1"
     );
 }
 

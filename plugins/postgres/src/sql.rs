@@ -137,6 +137,9 @@ impl ListShape {
     /// last parameter rows. Parameters in order: session, user, statuses, cursor's
     /// `created_us` and task id (each only when the shape has it), limit.
     pub(crate) fn sql(self) -> String {
+        if self.statuses && !self.session && !self.user {
+            return self.by_status();
+        }
         let mut conditions = vec![LIVE.to_owned()];
         let mut n = 0;
         let mut next = || {
@@ -162,6 +165,36 @@ impl ListShape {
         format!(
             "SELECT task_id, json FROM ta_tasks WHERE {} ORDER BY created_us DESC, task_id DESC LIMIT ${limit}",
             conditions.join(" AND ")
+        )
+    }
+
+    /// A listing filtered by statuses alone: for each status, the first rows of its own
+    /// range of the status index (`status, created_us DESC, task_id DESC`), then the
+    /// newest of those. It reads at most the page size per status, however many tasks
+    /// of other statuses there are. Parameters: statuses, the cursor's `created_us` and
+    /// task id (with a cursor), limit.
+    ///
+    /// The status is matched as `>= s AND <= s` and ordered on, not `= s`: from an
+    /// equality the planner would drop the status from the order, and could then walk
+    /// the global index filtering by status (all of it, for a rare status) when its
+    /// statistics say so. Ordered by status first, only the status index gives the order
+    /// without sorting, so the plan is the same whatever the statistics.
+    fn by_status(self) -> String {
+        let (after, limit) = if self.after {
+            (
+                " AND (t.created_us, t.task_id) < ($2::bigint, $3::bytea)",
+                "$4",
+            )
+        } else {
+            ("", "$2")
+        };
+        format!(
+            "SELECT p.task_id, p.json FROM unnest($1::text[]) AS s(status) \
+             CROSS JOIN LATERAL (SELECT t.task_id, t.json, t.created_us FROM ta_tasks t \
+             WHERE t.status >= s.status AND t.status <= s.status AND {live}{after} \
+             ORDER BY t.status, t.created_us DESC, t.task_id DESC LIMIT {limit}) p \
+             ORDER BY p.created_us DESC, p.task_id DESC LIMIT {limit}",
+            live = LIVE.replace("expires_at", "t.expires_at"),
         )
     }
 }
@@ -200,6 +233,39 @@ mod tests {
         .sql();
         assert!(none.ends_with("LIMIT $1"), "{none}");
         assert!(!none.contains("$2"), "{none}");
+    }
+
+    #[test]
+    fn a_listing_by_status_alone_reads_each_status_range_with_its_parameters_in_order() {
+        let first = ListShape {
+            session: false,
+            user: false,
+            statuses: true,
+            after: false,
+        }
+        .sql();
+        assert!(first.contains("unnest($1::text[])"), "{first}");
+        assert!(first.contains("t.expires_at > now()"), "{first}");
+        assert_eq!(first.matches("LIMIT $2").count(), 2, "{first}");
+        assert!(!first.contains("$3"), "{first}");
+        let next = ListShape {
+            session: false,
+            user: false,
+            statuses: true,
+            after: true,
+        }
+        .sql();
+        assert!(next.contains("< ($2::bigint, $3::bytea)"), "{next}");
+        assert_eq!(next.matches("LIMIT $4").count(), 2, "{next}");
+        // With a session or user, their index is narrower: the plain shape.
+        let by_user = ListShape {
+            session: false,
+            user: true,
+            statuses: true,
+            after: false,
+        }
+        .sql();
+        assert!(by_user.contains("status = ANY ($2::text[])"), "{by_user}");
     }
 
     #[test]
