@@ -249,10 +249,12 @@ fn etag(revision: u64) -> ETag {
     ETag::new(format!("rev-{revision}"))
 }
 
-/// The summary of a document sent to `op` (documents from the host are valid tasks; one
-/// that is not is refused).
+/// The summary of a document sent to `op`. The host hands on only valid tasks (it
+/// encodes them, or checks a raw document first), so only the summarised fields are read,
+/// and the rest of the text is skipped unparsed; one whose fields cannot be read is
+/// refused.
 fn summarise(op: Operation, doc: &TaskDocument) -> Result<TaskSummary> {
-    TaskSummary::from_json(doc.json())
+    TaskSummary::read_json(doc.json())
         .map_err(|e| PersistenceError::invalid(op, doc.task_id(), e.to_string()))
 }
 
