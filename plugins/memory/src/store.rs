@@ -66,6 +66,14 @@ impl Entry {
     fn is_live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
     }
+
+    /// A copy of the document for a reader: its id and text only. A typed reader decodes
+    /// the text and never asks for the indexed fields, so copying them (and sending them
+    /// across the boundary) would be wasted; a reader that does ask reads them from the
+    /// text.
+    fn handed_out(&self) -> TaskDocument {
+        TaskDocument::stored(self.doc.task_id().to_owned(), self.doc.json().to_owned())
+    }
 }
 
 impl FromConfig for MemoryTaskPersistenceManager {
@@ -306,7 +314,7 @@ impl DocumentStore for MemoryTaskPersistenceManager {
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
         let state = self.lock();
-        Ok(state.live(task_id, Instant::now()).map(|e| e.doc.clone()))
+        Ok(state.live(task_id, Instant::now()).map(Entry::handed_out))
     }
 
     async fn replace(&self, doc: TaskDocument) -> Result<()> {
@@ -333,7 +341,7 @@ impl DocumentStore for MemoryTaskPersistenceManager {
         Ok(members
             .iter()
             .find_map(|(_, task_id)| state.live(task_id, now))
-            .map(|e| e.doc.clone()))
+            .map(Entry::handed_out))
     }
 
     async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
