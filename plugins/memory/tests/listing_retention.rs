@@ -82,7 +82,7 @@ async fn listed(store: &MemoryTaskPersistenceManager, filter: TaskFilter) -> Vec
     let page = store
         .list_tasks(&filter, &PageRequest::default())
         .await
-        .unwrap();
+        .expect("a listing");
     page.tasks.into_iter().map(|s| s.task_id).collect()
 }
 
@@ -101,8 +101,14 @@ async fn updates_move_exactly_the_index_entries_that_change() {
     task.items.push(item("r2"));
     task.status = TaskStatus::Paused;
     store.update(task.clone()).await.unwrap();
-    assert_eq!(store.load_by_request_id("r2").await.unwrap(), Some(task.clone()));
-    assert_eq!(store.load_by_request_id("r1").await.unwrap(), Some(task.clone()));
+    assert_eq!(
+        store.load_by_request_id("r2").await.unwrap(),
+        Some(task.clone())
+    );
+    assert_eq!(
+        store.load_by_request_id("r1").await.unwrap(),
+        Some(task.clone())
+    );
     assert_eq!(listed(&store, TaskFilter::all().session("s1")).await, ["t"]);
     let status = TaskFilter::all().statuses([TaskStatus::Paused]);
     assert_eq!(listed(&store, status).await, ["t"]);
@@ -110,13 +116,20 @@ async fn updates_move_exactly_the_index_entries_that_change() {
     task.items.remove(0);
     store.update(task.clone()).await.unwrap();
     assert_eq!(store.load_by_request_id("r1").await.unwrap(), None);
-    assert_eq!(store.load_by_request_id("r2").await.unwrap(), Some(task.clone()));
+    assert_eq!(
+        store.load_by_request_id("r2").await.unwrap(),
+        Some(task.clone())
+    );
     // A new session and user: the task moves in those listings.
     task.session_id = "s2".into();
     task.user_id = "u2".into();
     store.update(task.clone()).await.unwrap();
-    assert!(listed(&store, TaskFilter::all().session("s1")).await.is_empty());
-    assert!(listed(&store, TaskFilter::all().user("u1")).await.is_empty());
+    assert!(listed(&store, TaskFilter::all().session("s1"))
+        .await
+        .is_empty());
+    assert!(listed(&store, TaskFilter::all().user("u1"))
+        .await
+        .is_empty());
     assert_eq!(listed(&store, TaskFilter::all().session("s2")).await, ["t"]);
     assert_eq!(listed(&store, TaskFilter::all().user("u2")).await, ["t"]);
     assert_eq!(listed(&store, TaskFilter::all()).await, ["t"]);
