@@ -9,7 +9,6 @@
 //! items' request ids) from a document, skipping the rest unparsed.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -57,10 +56,11 @@ impl Index {
     }
 }
 
-/// The distinct ids, in first-seen order; linear in their number.
+/// The distinct ids, in first-seen order; linear in their number (a task's few ids are
+/// compared directly, with no set built).
 fn distinct<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    ids.filter(|id| seen.insert(*id))
+    crate::model::distinct_in_order(ids)
+        .into_iter()
         .map(str::to_owned)
         .collect()
 }
@@ -276,7 +276,7 @@ impl<'a> IndexFields<'a> {
 }
 
 /// A string borrowed from the JSON text when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -41,6 +41,22 @@ pub trait DocumentStore: Send + Sync + 'static {
     /// Replaces a stored document only if it still has `etag`; returns the new ETag.
     async fn replace_if_match(&self, doc: TaskDocument, etag: &ETag) -> Result<ETag>;
 
+    /// [`get`](Self::get), decoded: the stored task, or `None`; a document that does not
+    /// decode is `Corrupt`. The default decodes what `get` returns. A store that can
+    /// decode the text where it lies overrides it (the host's adapter over a plugin reads
+    /// the plugin's bytes in place, instead of copying them out first).
+    async fn get_task(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        let doc = self.get(task_id).await?;
+        doc.map(|d| d.into_stored_task(Operation::Load)).transpose()
+    }
+
+    /// [`find`](Self::find), decoded, as [`get_task`](Self::get_task) is `get`.
+    async fn find_task(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        let doc = self.find(request_id).await?;
+        doc.map(|d| d.into_stored_task(Operation::LoadByRequestId))
+            .transpose()
+    }
+
     /// Checks that the store can serve.
     async fn ping(&self) -> Result<()>;
 
@@ -107,8 +123,8 @@ impl<T: DocumentStore> TaskPersistenceManager for T {
     }
 
     async fn load(&self, task_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document(task_id).await?;
-        doc.map(|d| d.into_stored_task(Operation::Load)).transpose()
+        validate_id(Operation::Load, "task id", task_id)?;
+        self.get_task(task_id).await
     }
 
     async fn update(&self, task: AgentTask) -> Result<()> {
@@ -122,9 +138,8 @@ impl<T: DocumentStore> TaskPersistenceManager for T {
     }
 
     async fn load_by_request_id(&self, request_id: &str) -> Result<Option<AgentTask>> {
-        let doc = self.load_document_by_request_id(request_id).await?;
-        doc.map(|d| d.into_stored_task(Operation::LoadByRequestId))
-            .transpose()
+        validate_id(Operation::LoadByRequestId, "request id", request_id)?;
+        self.find_task(request_id).await
     }
 
     async fn load_with_etag(&self, task_id: &str) -> Result<Option<Versioned>> {

@@ -246,6 +246,22 @@ impl TaskSummary {
         AgentTask::from_json(json).map(|task| Self::of_task(&task))
     }
 
+    /// The summary of a task document's JSON, reading only the fields a summary holds:
+    /// the items are counted and everything else is skipped unparsed, so this costs a
+    /// fraction of [`TaskSummary::from_json`] on a task with large items.
+    ///
+    /// Only the summarised fields are checked: use it on documents known to be valid
+    /// tasks (the host encodes every document it hands a plugin from a task, or checks
+    /// it), and [`TaskSummary::from_json`] where a document may not be one. Keys may
+    /// repeat (the last one counts); a text the quick reader cannot read is decoded in
+    /// full by the model instead, whose error is the one reported when that fails too.
+    pub fn read_json(json: &str) -> std::result::Result<Self, WireError> {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let quick = serde::Deserialize::deserialize(&mut deserializer)
+            .and_then(|SummaryFields(summary)| deserializer.end().map(|()| summary));
+        quick.or_else(|_| Self::from_json(json))
+    }
+
     /// The task's position in the listing order.
     pub fn key(&self) -> ListKey {
         ListKey::new(self.created_at.utc_micros(), self.task_id.clone())
@@ -448,12 +464,133 @@ impl Page {
     }
 }
 
+/// The fields of a [`TaskSummary`], read from a task document (see
+/// [`TaskSummary::read_json`]).
+struct SummaryFields(TaskSummary);
+
+impl<'de> serde::Deserialize<'de> for SummaryFields {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(SummaryVisitor)
+    }
+}
+
+struct SummaryVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SummaryVisitor {
+    type Value = SummaryFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an agent task (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::{Error as _, IgnoredAny};
+        let mut task_id = None;
+        let mut session_id = None;
+        let mut user_id = None;
+        let mut status = None;
+        let mut created_at = None;
+        let mut last_updated = None;
+        let mut item_count = None;
+        // A repeated key replaces the earlier value, as the model reads it.
+        while let Some(key) = map.next_key::<crate::document::Text<'de>>()? {
+            match key.0.as_ref() {
+                "task_id" => task_id = Some(map.next_value::<String>()?),
+                "session_id" => session_id = Some(map.next_value::<String>()?),
+                "user_id" => user_id = Some(map.next_value::<String>()?),
+                "status" => status = Some(map.next_value::<TaskStatus>()?),
+                "created_at" => created_at = Some(map.next_value::<Timestamp>()?),
+                "last_updated" => last_updated = Some(map.next_value::<Timestamp>()?),
+                "items" => item_count = Some(map.next_value::<Counted>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let required = |name: &'static str| A::Error::missing_field(name);
+        Ok(SummaryFields(TaskSummary {
+            task_id: task_id.ok_or_else(|| required("task_id"))?,
+            session_id: session_id.ok_or_else(|| required("session_id"))?,
+            user_id: user_id.ok_or_else(|| required("user_id"))?,
+            status: status.unwrap_or_default(),
+            created_at: created_at.ok_or_else(|| required("created_at"))?,
+            last_updated: last_updated.ok_or_else(|| required("last_updated"))?,
+            item_count: item_count.ok_or_else(|| required("items"))?,
+        }))
+    }
+}
+
+/// The length of a JSON array, its elements skipped unparsed.
+struct Counted(u64);
+
+impl<'de> serde::Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct CountVisitor;
+        impl<'de> serde::de::Visitor<'de> for CountVisitor {
+            type Value = Counted;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of task items")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> std::result::Result<Counted, S::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Counted(n))
+            }
+        }
+        deserializer.deserialize_seq(CountVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(micros: i64, id: &str) -> ListKey {
         ListKey::new(micros, id)
+    }
+
+    #[test]
+    fn the_quick_summary_is_the_decoded_one() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/wire");
+        let mut seen = 0;
+        for dir in ["canonical", "lenient"] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let Ok(decoded) = TaskSummary::from_json(&text) else {
+                    continue;
+                };
+                assert_eq!(TaskSummary::read_json(&text).unwrap(), decoded, "{path:?}");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen}");
+        // Repeated keys: the last one counts, as in the model.
+        let json = r#"{"task_id":"t","session_id":"s","user_id":"u","status":"Paused",
+            "items":[{"x":[1,{"items":[]}]},{}],"created_at":"2025-01-01T00:00:00",
+            "last_updated":"2025-01-01T00:00:00","status":"Failed","user_id":"v"}"#;
+        let quick = TaskSummary::read_json(json).unwrap();
+        assert_eq!(
+            (quick.status, quick.user_id.as_str()),
+            (TaskStatus::Failed, "v")
+        );
+        assert_eq!(quick.item_count, 2);
+        // What the quick reader refuses, the model reports.
+        let err = TaskSummary::read_json(r#"{"task_id":"t"}"#).unwrap_err();
+        assert!(err.to_string().contains("session_id"), "{err}");
+        assert!(TaskSummary::read_json("{").unwrap_err().is_not_json());
     }
 
     #[test]

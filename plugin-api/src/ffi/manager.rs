@@ -27,6 +27,7 @@ use crate::listing::{Page, PageRequest, TaskFilter};
 #[cfg(doc)]
 use crate::manager::TaskPersistenceManager;
 use crate::manager::{ETag, Versioned};
+use crate::model::AgentTask;
 
 /// The result type of every boundary method.
 pub type FfiResult<T> = RResult<T, FfiError>;
@@ -335,7 +336,8 @@ impl<T: DocumentManager> FfiManager for Exported<T> {
 /// [`DocumentStore`]).
 ///
 /// Every call validates its ids on this side first (so even a careless plugin never sees
-/// an invalid one), encodes the task once, and awaits the plugin's future. A plugin
+/// an invalid one), encodes the task once, and awaits the plugin's future; a loaded task
+/// is decoded from the plugin's bytes where they lie, without copying them first. A plugin
 /// future that panics despite the plugin-side guard becomes a `Plugin` error here.
 pub struct ForeignManager {
     inner: FfiManagerBox,
@@ -424,6 +426,17 @@ impl ForeignManager {
     }
 }
 
+/// Decodes a document the plugin handed over where its bytes lie: turning the plugin's
+/// strings into the host's would copy them first (they were allocated by the plugin's
+/// allocator), only for the copy to be read once and freed.
+fn decode_in_place(op: Operation, doc: FfiDocument) -> Result<AgentTask> {
+    AgentTask::from_json(doc.json.as_str()).map_err(|e| PersistenceError::Corrupt {
+        op,
+        task_id: doc.task_id.into_string(),
+        source: Box::new(e),
+    })
+}
+
 // The typed trait, its id checks and its decoding come from `DocumentStore`: a plugin
 // speaks documents, so the adapter only moves them across.
 #[async_trait::async_trait]
@@ -439,6 +452,31 @@ impl DocumentStore for ForeignManager {
             .call(Operation::Load, task_id, self.inner.load(task_id.into()))
             .await?;
         Ok(found.into_option().map(TaskDocument::from))
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<AgentTask>> {
+        let found = self
+            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
+            .await?;
+        found
+            .into_option()
+            .map(|doc| decode_in_place(Operation::Load, doc))
+            .transpose()
+    }
+
+    async fn find_task(&self, request_id: &str) -> Result<Option<AgentTask>> {
+        let op = Operation::LoadByRequestId;
+        let found = self
+            .call(
+                op,
+                request_id,
+                self.inner.load_by_request_id(request_id.into()),
+            )
+            .await?;
+        found
+            .into_option()
+            .map(|doc| decode_in_place(op, doc))
+            .transpose()
     }
 
     async fn replace(&self, doc: TaskDocument) -> Result<()> {

@@ -117,25 +117,29 @@ fn is_json_whitespace(b: u8) -> bool {
 /// Where the first whitespace outside string literals is, if anywhere.
 ///
 /// Works on bytes: quote, backslash and whitespace are ASCII and never occur inside a
-/// multi-byte UTF-8 sequence.
+/// multi-byte UTF-8 sequence. A string literal is crossed in jumps from one quote or
+/// backslash to the next (`memchr`), not byte by byte: in a tool call or a chat history
+/// most bytes are inside strings.
 fn first_insignificant_whitespace(json: &str) -> Option<usize> {
     let bytes = json.as_bytes();
-    let mut in_string = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' {
+            i += 1;
+            loop {
+                let at = i + memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+                if bytes[at] == b'"' {
+                    i = at + 1;
+                    break;
+                }
+                // An escape: the next byte is part of it, whatever it is.
+                i = at + 2;
             }
-        } else if b == b'"' {
-            in_string = true;
         } else if is_json_whitespace(b) {
             return Some(i);
+        } else {
+            i += 1;
         }
-        i += 1;
     }
     None
 }
@@ -363,6 +367,22 @@ impl<'a> IntoIterator for &'a ExtraFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whitespace_is_found_only_outside_strings() {
+        for (json, at) in [
+            (r#"{"a":"b c","d":1}"#, None),
+            (r#"{"a":"b\" c"} "#, Some(13)),
+            (r#"{"a":"\\" ,"b":2}"#, Some(9)),
+            (r#"["x\"y z", 1]"#, Some(10)),
+            (r#""unterminated \" "#, None),
+            (r#""ends in an escape\"#, None),
+            ("\t[]", Some(0)),
+            ("", None),
+        ] {
+            assert_eq!(first_insignificant_whitespace(json), at, "{json}");
+        }
+    }
 
     #[test]
     fn keeps_compact_text_verbatim() {

@@ -4,7 +4,7 @@
 //! implements [`DocumentStore`]; the typed `TaskPersistenceManager` comes with it, and
 //! ids arrive already checked.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -65,6 +65,14 @@ struct Entry {
 impl Entry {
     fn is_live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
+    }
+
+    /// A copy of the document for a reader: its id and text only. A typed reader decodes
+    /// the text and never asks for the indexed fields, so copying them (and sending them
+    /// across the boundary) would be wasted; a reader that does ask reads them from the
+    /// text.
+    fn handed_out(&self) -> TaskDocument {
+        TaskDocument::stored(self.doc.task_id().to_owned(), self.doc.json().to_owned())
     }
 }
 
@@ -198,6 +206,51 @@ impl State {
         self.docs.insert(entry.doc.task_id().to_owned(), entry);
     }
 
+    /// Replaces the document of a stored task, moving only the index entries that
+    /// change: an agent turn keeps the task's session, user and creation time (its place
+    /// in every listing) and usually adds one request id. Anything else (a new place, an
+    /// expiry before or after) goes the long way, removing every entry and adding back.
+    fn rewrite(&mut self, doc: TaskDocument, summary: TaskSummary, expires: Option<Instant>) {
+        let State {
+            docs,
+            index,
+            revision,
+            ..
+        } = self;
+        let Some(entry) = docs.get_mut(doc.task_id()) else {
+            return self.add(doc, summary, expires);
+        };
+        let stays = entry.expires.is_none()
+            && expires.is_none()
+            && entry.doc.created_at_micros() == doc.created_at_micros()
+            && entry.summary.session_id == summary.session_id
+            && entry.summary.user_id == summary.user_id;
+        if !stays {
+            self.take(doc.task_id());
+            return self.add(doc, summary, expires);
+        }
+        let member = (doc.created_at_micros(), doc.task_id().to_owned());
+        let (old_ids, new_ids) = (entry.doc.request_ids(), doc.request_ids());
+        for gone in not_in(old_ids, new_ids) {
+            if let Some(members) = index.get_mut(gone) {
+                members.remove(&member);
+                if members.is_empty() {
+                    index.remove(gone);
+                }
+            }
+        }
+        for added in not_in(new_ids, old_ids) {
+            index
+                .entry(added.clone())
+                .or_default()
+                .insert(member.clone());
+        }
+        *revision += 1;
+        entry.doc = doc;
+        entry.summary = summary;
+        entry.revision = *revision;
+    }
+
     /// Removes a task and every index entry of it.
     fn take(&mut self, task_id: &str) -> Option<Entry> {
         let entry = self.docs.remove(task_id)?;
@@ -245,14 +298,26 @@ impl State {
     }
 }
 
+/// The ids of `ids` that `other` lacks; linear in their number (a set is built only when
+/// `other` is long).
+fn not_in<'a>(ids: &'a [String], other: &[String]) -> Vec<&'a String> {
+    if other.len() <= 16 {
+        return ids.iter().filter(|id| !other.contains(id)).collect();
+    }
+    let other: HashSet<&String> = other.iter().collect();
+    ids.iter().filter(|id| !other.contains(id)).collect()
+}
+
 fn etag(revision: u64) -> ETag {
     ETag::new(format!("rev-{revision}"))
 }
 
-/// The summary of a document sent to `op` (documents from the host are valid tasks; one
-/// that is not is refused).
+/// The summary of a document sent to `op`. The host hands on only valid tasks (it
+/// encodes them, or checks a raw document first), so only the summarised fields are read,
+/// and the rest of the text is skipped unparsed; one whose fields cannot be read is
+/// refused.
 fn summarise(op: Operation, doc: &TaskDocument) -> Result<TaskSummary> {
-    TaskSummary::from_json(doc.json())
+    TaskSummary::read_json(doc.json())
         .map_err(|e| PersistenceError::invalid(op, doc.task_id(), e.to_string()))
 }
 
@@ -277,8 +342,7 @@ impl MemoryTaskPersistenceManager {
                 ));
             }
         }
-        state.take(doc.task_id());
-        state.add(doc, summary, expires);
+        state.rewrite(doc, summary, expires);
         Ok(etag(state.revision))
     }
 }
@@ -304,7 +368,7 @@ impl DocumentStore for MemoryTaskPersistenceManager {
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
         let state = self.lock();
-        Ok(state.live(task_id, Instant::now()).map(|e| e.doc.clone()))
+        Ok(state.live(task_id, Instant::now()).map(Entry::handed_out))
     }
 
     async fn replace(&self, doc: TaskDocument) -> Result<()> {
@@ -331,7 +395,7 @@ impl DocumentStore for MemoryTaskPersistenceManager {
         Ok(members
             .iter()
             .find_map(|(_, task_id)| state.live(task_id, now))
-            .map(|e| e.doc.clone()))
+            .map(Entry::handed_out))
     }
 
     async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {

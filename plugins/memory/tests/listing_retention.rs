@@ -76,3 +76,64 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         .expect("a runtime")
         .block_on(f)
 }
+
+/// The ids of the tasks a listing with `filter` shows.
+async fn listed(store: &MemoryTaskPersistenceManager, filter: TaskFilter) -> Vec<String> {
+    let page = store
+        .list_tasks(&filter, &PageRequest::default())
+        .await
+        .expect("a listing");
+    page.tasks.into_iter().map(|s| s.task_id).collect()
+}
+
+#[tokio::test]
+async fn updates_move_exactly_the_index_entries_that_change() {
+    use ta_persistence_api::{AgentTaskItem, MultiModalItem, Role};
+    let store = MemoryTaskPersistenceManager::default();
+    let at = Timestamp::parse("2025-01-01T00:00:00").unwrap();
+    let item = |request_id: &str| {
+        AgentTaskItem::new("t", request_id, Role::User, MultiModalItem::text("x"), at)
+    };
+    let mut task = AgentTask::new("t", "s1", "u1", at);
+    task.items.push(item("r1"));
+    store.create(task.clone()).await.unwrap();
+    // A turn: same place in every listing, one request id more.
+    task.items.push(item("r2"));
+    task.status = TaskStatus::Paused;
+    store.update(task.clone()).await.unwrap();
+    assert_eq!(
+        store.load_by_request_id("r2").await.unwrap(),
+        Some(task.clone())
+    );
+    assert_eq!(
+        store.load_by_request_id("r1").await.unwrap(),
+        Some(task.clone())
+    );
+    assert_eq!(listed(&store, TaskFilter::all().session("s1")).await, ["t"]);
+    let status = TaskFilter::all().statuses([TaskStatus::Paused]);
+    assert_eq!(listed(&store, status).await, ["t"]);
+    // A request id dropped, another kept.
+    task.items.remove(0);
+    store.update(task.clone()).await.unwrap();
+    assert_eq!(store.load_by_request_id("r1").await.unwrap(), None);
+    assert_eq!(
+        store.load_by_request_id("r2").await.unwrap(),
+        Some(task.clone())
+    );
+    // A new session and user: the task moves in those listings.
+    task.session_id = "s2".into();
+    task.user_id = "u2".into();
+    store.update(task.clone()).await.unwrap();
+    assert!(listed(&store, TaskFilter::all().session("s1"))
+        .await
+        .is_empty());
+    assert!(listed(&store, TaskFilter::all().user("u1"))
+        .await
+        .is_empty());
+    assert_eq!(listed(&store, TaskFilter::all().session("s2")).await, ["t"]);
+    assert_eq!(listed(&store, TaskFilter::all().user("u2")).await, ["t"]);
+    assert_eq!(listed(&store, TaskFilter::all()).await, ["t"]);
+    store.delete("t").await.unwrap();
+    assert!(listed(&store, TaskFilter::all()).await.is_empty());
+    assert_eq!(store.load_by_request_id("r2").await.unwrap(), None);
+}
