@@ -27,13 +27,6 @@
 
 mod store;
 
-// Every operation of this store is a few allocations and copies, so the allocator sets
-// its speed, as in the host: mimalloc is markedly faster than the system's here. A plugin
-// library always uses its own allocator (every buffer that crosses the boundary carries
-// its deallocator), so this choice is the plugin's alone.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use store::MemoryTaskPersistenceManager;
 
 ta_persistence_api::export_plugin! {
