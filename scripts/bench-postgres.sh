@@ -128,3 +128,4 @@ echo "Each statement execution is one round trip (Bind/Execute/Sync); a statemen
 echo "once per connection (one more round trip, not counted above). Expected for $small tasks:"
 echo "  INSERT ... (create) $small; SELECT json, version (load + the turn's load) $((2 * small));"
 echo "  request-id SELECT (find) $small; UPDATE (the turn's update) $small + 1 check; DELETE $small."
+echo "(SELECT \$1 is health(): the bench calls it in a loop to time the plugin boundary.)"
