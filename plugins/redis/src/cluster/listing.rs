@@ -9,10 +9,8 @@
 //! one script.
 
 use futures::future::join_all;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::Value;
 use ta_persistence_api::listing::{Page, PageRequest, TaskFilter, TaskSummary};
-use ta_persistence_api::{Operation, PersistenceError, Result};
+use ta_persistence_api::{Operation, Result};
 use tracing::{debug, info, warn};
 
 use super::keys::ListIndex;
@@ -25,9 +23,6 @@ const MAX_LIST_BATCH: usize = 1024;
 
 /// Entries a purge reads per round trip of one listing index.
 const SWEEP_BATCH: usize = 500;
-
-/// Keys a purge's `SCAN` asks for per round trip.
-const SCAN_BATCH: usize = 500;
 
 /// The `ZRANGEBYLEX` lower bound just after `member`.
 fn after(member: &[u8]) -> Vec<u8> {
@@ -181,29 +176,9 @@ impl ClusterOps {
         for (host, port) in self.masters(op).await? {
             let mut cursor: u64 = 0;
             loop {
-                let mut conn = self.conn();
-                let reply: Value = self
-                    .limited(
-                        op,
-                        conn.route_command(
-                            redis::cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(SCAN_BATCH)
-                                .arg("TYPE")
-                                .arg("zset")
-                                .clone(),
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                                host: host.clone(),
-                                port,
-                            }),
-                        ),
-                    )
+                let (next, keys) = self
+                    .scan_step(op, (&host, port), cursor, &pattern, true)
                     .await?;
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
-                    .map_err(|e| PersistenceError::plugin(op, "", format!("SCAN: {e}")))?;
                 for key in keys {
                     let index = std::str::from_utf8(&key)
                         .ok()

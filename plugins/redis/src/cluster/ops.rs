@@ -39,8 +39,8 @@ use crate::error::{classify, from_redis, Class};
 use crate::listing::{list_fields, member, ListFields};
 use ta_persistence_api::retention::RetentionPolicy;
 
-/// Keys fetched per `SCAN` round trip in `clear`.
-const CLEAR_BATCH: usize = 500;
+/// Keys asked for per `SCAN` round trip (`clear`, `purge`).
+const SCAN_BATCH: usize = 500;
 
 /// How long a prune's marks on listing entries live at least, in milliseconds: far
 /// longer than a prune takes. A mark that expires only makes its prune keep the entry.
@@ -745,6 +745,35 @@ impl ClusterOps {
         Ok(parse_masters(&text))
     }
 
+    /// One `SCAN` step on the master at `host:port`: the next cursor (0 at the end) and
+    /// this batch's keys matching `pattern`, of type `zset` only when `sorted_sets`.
+    pub(super) async fn scan_step(
+        &self,
+        op: Operation,
+        (host, port): (&str, u16),
+        cursor: u64,
+        pattern: &str,
+        sorted_sets: bool,
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH);
+        if sorted_sets {
+            scan.arg("TYPE").arg("zset");
+        }
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.to_owned(),
+            port,
+        });
+        let mut conn = self.conn();
+        let reply: Value = self.limited(op, conn.route_command(scan, route)).await?;
+        redis::from_redis_value(reply)
+            .map_err(|e| PersistenceError::plugin(op, "", format!("SCAN: {e}")))
+    }
+
     /// Removes every key of this store's prefix from every master with `SCAN` and
     /// `UNLINK` (never `KEYS`); returns how many task documents it removed.
     pub(crate) async fn clear(&self) -> Result<u64> {
@@ -754,30 +783,11 @@ impl ClusterOps {
             for pattern in self.keys.scan_patterns() {
                 let mut cursor: u64 = 0;
                 loop {
-                    let mut conn = self.conn();
-                    let reply: Value = self
-                        .limited(
-                            op,
-                            conn.route_command(
-                                redis::cmd("SCAN")
-                                    .arg(cursor)
-                                    .arg("MATCH")
-                                    .arg(&pattern)
-                                    .arg("COUNT")
-                                    .arg(CLEAR_BATCH)
-                                    .clone(),
-                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                                    host: host.clone(),
-                                    port,
-                                }),
-                            ),
-                        )
+                    let (next, keys) = self
+                        .scan_step(op, (&host, port), cursor, &pattern, false)
                         .await?;
-                    let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)
-                        .map_err(|e| PersistenceError::plugin(op, "", format!("SCAN: {e}")))?;
-                    let unlinks = keys.iter().map(|key| {
+                    let unlinks = keys.into_iter().map(|key| {
                         let mut conn = self.conn();
-                        let key = key.clone();
                         async move {
                             redis::cmd("UNLINK")
                                 .arg(&key)
@@ -791,7 +801,7 @@ impl ClusterOps {
                         .await?
                     {
                         let (key, n) = result.map_err(|e| from_redis(op, "", self.timeout, e))?;
-                        if key.ends_with("}:task") {
+                        if key.ends_with(b"}:task") {
                             removed_tasks += n;
                         }
                     }
