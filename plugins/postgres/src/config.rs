@@ -128,54 +128,8 @@ impl fmt::Debug for PgConfig {
     }
 }
 
-/// A `TA_PG_*` variable with a value the plugin does not accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable.
-    pub name: &'static str,
-    /// Its value, or `None` when the value is (or may hold) a secret.
-    pub value: Option<String>,
-    /// What is accepted instead.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(value) => write!(f, "{}={value:?} is not valid: {}", self.name, self.reason),
-            None => write!(f, "{} is not valid: {}", self.name, self.reason),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        value: Some(value.to_owned()),
-        reason: reason.into(),
-    }
-}
-
-/// A whole number from `min` to `max`.
-fn number<T>(name: &'static str, value: &str, min: T, max: T) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + fmt::Display + Copy,
-{
-    value
-        .trim()
-        .parse::<T>()
-        .ok()
-        .filter(|n| *n >= min && *n <= max)
-        .ok_or_else(|| {
-            invalid(
-                name,
-                value,
-                format!("expected a number from {min} to {max}"),
-            )
-        })
-}
+pub use ta_persistence_api::config::ConfigError;
+use ta_persistence_api::config::{invalid, number};
 
 fn millis(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
     // An hour at most: longer limits only hide a hung server.

@@ -128,35 +128,8 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// A `TA_REDIS_*` variable with a value the plugin does not accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable.
-    pub name: &'static str,
-    /// Its value, or `None` when the value is a secret.
-    pub value: Option<String>,
-    /// What is accepted instead.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(value) => write!(f, "{}={value:?} is not valid: {}", self.name, self.reason),
-            None => write!(f, "{} is not valid: {}", self.name, self.reason),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        value: Some(value.to_owned()),
-        reason: reason.into(),
-    }
-}
+use ta_persistence_api::config::invalid;
+pub use ta_persistence_api::config::ConfigError;
 
 /// Parses a boolean: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case (the
 /// same words the host accepts for its own switches).

@@ -13,6 +13,7 @@
 //! for a single node.
 
 use crate::config::{parse_bool, ConfigError, DB, HOST, PORT, PREFIX};
+use ta_persistence_api::config::invalid;
 
 /// `TA_REDIS_CLUSTER`.
 pub const CLUSTER: &str = "TA_REDIS_CLUSTER";
@@ -32,14 +33,6 @@ pub struct ClusterConfig {
     pub nodes: Vec<(String, u16)>,
     /// Replicas each write waits for (`WAIT`), per master it wrote to; 0: no wait.
     pub wait_replicas: u32,
-}
-
-fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        value: Some(value.to_owned()),
-        reason: reason.into(),
-    }
 }
 
 /// Parses one `host:port` (an IPv6 address in brackets: `[::1]:7000`).
