@@ -117,6 +117,33 @@ fn on(op: Operation, id: &str) -> impl Fn(rusqlite::Error) -> PersistenceError +
     move |err| db_error(op, id, &err)
 }
 
+/// Runs a statement whose `?1` to `?14` are a task row: id, json, session, user, status,
+/// `created_us`, each time's local microseconds and offset, item count, version, write
+/// time and expiry (the insert's and the update's order).
+fn execute_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    doc: &TaskDocument,
+    row: &Row,
+    stamp: Stamp,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        doc.task_id(),
+        doc.json(),
+        row.session_id,
+        row.user_id,
+        row.status,
+        row.created_us,
+        row.created_at.local_us,
+        row.created_at.offset_s,
+        row.last_updated.local_us,
+        row.last_updated.offset_s,
+        row.item_count,
+        stamp.version,
+        stamp.now_ms,
+        stamp.expires_at_ms,
+    ])
+}
+
 /// Stores a new task; `AlreadyExists` if a live task has its id.
 pub(crate) fn insert(conn: &Connection, doc: &TaskDocument, row: &Row, stamp: Stamp) -> Result<()> {
     let (op, id) = (Operation::Create, doc.task_id());
@@ -132,24 +159,7 @@ pub(crate) fn insert(conn: &Connection, doc: &TaskDocument, row: &Row, stamp: St
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (task_id) DO NOTHING",
         )
-        .and_then(|mut s| {
-            s.execute(params![
-                id,
-                doc.json(),
-                row.session_id,
-                row.user_id,
-                row.status,
-                row.created_us,
-                row.created_at.local_us,
-                row.created_at.offset_s,
-                row.last_updated.local_us,
-                row.last_updated.offset_s,
-                row.item_count,
-                stamp.version,
-                stamp.now_ms,
-                stamp.expires_at_ms,
-            ])
-        })
+        .and_then(|mut s| execute_row(&mut s, doc, row, stamp))
         .map_err(on(op, id))?;
     if inserted == 0 {
         return Err(PersistenceError::already_exists(op, id));
@@ -219,24 +229,7 @@ pub(crate) fn replace(
          updated_offset_s = ?10, item_count = ?11, version = ?12, written_ms = ?13, \
          expires_at_ms = ?14 WHERE task_id = ?1",
     )
-    .and_then(|mut s| {
-        s.execute(params![
-            id,
-            doc.json(),
-            row.session_id,
-            row.user_id,
-            row.status,
-            row.created_us,
-            row.created_at.local_us,
-            row.created_at.offset_s,
-            row.last_updated.local_us,
-            row.last_updated.offset_s,
-            row.item_count,
-            stamp.version,
-            stamp.now_ms,
-            stamp.expires_at_ms,
-        ])
-    })
+    .and_then(|mut s| execute_row(&mut s, doc, row, stamp))
     .map_err(on(op, id))?;
     reindex(conn, doc, created_us, row.created_us)
 }
