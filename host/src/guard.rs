@@ -21,13 +21,12 @@
 //!   increasing listing order after the request's cursor, and its `next` cursor must be
 //!   this filter's and resume after the page's last task (one pass over the page).
 //!
-//! The deadline runs on the caller's tokio runtime when there is one (it must have its
-//! timer enabled, as `#[tokio::main]` and `#[tokio::test]` do); a caller on another
-//! executor gets a small timer thread of the host's own.
+//! The deadline works on any executor and follows the system's monotonic clock (not a
+//! paused tokio clock): it is kept by the SDK's [`deadline`](ta_persistence_api::deadline)
+//! thread, which a call that waits wakes only when its deadline comes before all others,
+//! where a tokio timer per call would wake a thread of the caller's runtime each time.
 
 use std::future::Future;
-use std::sync::OnceLock;
-use std::task::Poll;
 use std::time::Duration;
 
 use ta_persistence_api::async_trait;
@@ -84,7 +83,7 @@ impl<M: TaskPersistenceManager> GuardedManager<M> {
     ) -> Result<T> {
         match deadline(self.deadline, call).await {
             Ok(result) => result,
-            Err(Elapsed) => {
+            Err(_elapsed) => {
                 // An abandoned write may still be applied by the plugin: its outcome is
                 // unknown, and the error says so (`Outcome::of_unanswered`).
                 warn!(plugin = %self.label, op = %op, id = ?id, after_ms = self.deadline.as_millis(), "plugin call did not finish in time; abandoned");
@@ -341,59 +340,9 @@ impl<M: DocumentManager> DocumentManager for GuardedManager<M> {
     }
 }
 
-/// A deadline passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Elapsed;
-
-/// Runs `fut` until it completes or `limit` passes, on any executor.
-pub(crate) async fn deadline<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
-    let mut fut = std::pin::pin!(fut);
-    // A call into an in-process store usually finishes at its first poll: it needs no
-    // timer, which is most of this function's cost.
-    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-    if let Poll::Ready(out) = first {
-        return Ok(out);
-    }
-    let timed = if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::timeout(limit, fut)
-    } else if let Some(timer) = timer() {
-        // A tokio timer can be polled from any executor once created inside a runtime.
-        let _entered = timer.enter();
-        tokio::time::timeout(limit, fut)
-    } else {
-        // No timer thread could be started (the process is out of threads): serve
-        // without the deadline rather than not at all; `timer` logged why.
-        return Ok(fut.await);
-    };
-    timed.await.map_err(|_| Elapsed)
-}
-
-/// The host's own timer, for callers outside any tokio runtime: a one-thread runtime that
-/// only drives timers, started on first use.
-fn timer() -> Option<&'static tokio::runtime::Handle> {
-    static TIMER: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
-    TIMER
-        .get_or_init(|| {
-            let started = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .and_then(|runtime| {
-                    let handle = runtime.handle().clone();
-                    std::thread::Builder::new()
-                        .name("ta-persistence-timer".to_owned())
-                        .spawn(move || runtime.block_on(std::future::pending::<()>()))
-                        .map(|_| handle)
-                });
-            match started {
-                Ok(handle) => Some(handle),
-                Err(err) => {
-                    warn!(%err, "cannot start the host's timer thread: plugin calls made outside a tokio runtime run without a deadline");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
+/// Runs `fut` until it completes or `limit` passes, on any executor. A call that
+/// completes at its first poll (an in-process store) registers no deadline at all.
+pub(crate) use ta_persistence_api::deadline::within as deadline;
 
 #[cfg(test)]
 mod tests {
@@ -410,17 +359,16 @@ mod tests {
             Duration::from_millis(20),
             std::future::pending::<()>(),
         ));
-        assert_eq!(out, Err(Elapsed));
+        assert_eq!(out, Err(ta_persistence_api::deadline::Elapsed));
         let out = block_on(deadline(Duration::from_secs(5), async { 7 }));
         assert_eq!(out, Ok(7));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_uses_the_callers_runtime() {
+    async fn the_deadline_follows_the_real_clock_not_a_paused_one() {
+        // Ten seconds of a paused runtime pass at once: within nine real seconds.
         let slow = tokio::time::sleep(Duration::from_secs(10));
-        assert_eq!(deadline(Duration::from_secs(9), slow).await, Err(Elapsed));
-        let fast = tokio::time::sleep(Duration::from_secs(1));
-        assert_eq!(deadline(Duration::from_secs(9), fast).await, Ok(()));
+        assert_eq!(deadline(Duration::from_secs(9), slow).await, Ok(()));
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@
 //!   (the typed trait is derived from it);
 //! - [`ffi`]: the stable-ABI interface, the export macro for plugin authors and the
 //!   host-side adapter (everything `extern "C"` lives there and nowhere else);
+//! - [`deadline`]: a time limit on any future, on any executor, kept by one thread
+//!   instead of a timer per call;
 //! - `conformance` (feature `conformance`): the suite every backend must pass;
 //! - `runtime` (feature `runtime`): [`PluginRuntime`](crate::runtime::PluginRuntime),
 //!   the tokio runtime a plugin with I/O owns, and the bridge from the host's await to it.
@@ -26,6 +28,7 @@ pub mod config;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+pub mod deadline;
 pub mod document;
 pub mod document_store;
 pub mod error;

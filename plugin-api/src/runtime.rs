@@ -201,9 +201,11 @@ impl PluginRuntime {
         T: Send + 'static,
     {
         let id = id.into();
+        // The limit is kept by the SDK's deadline thread, not a tokio timer: a timer per
+        // call would also wake one of this runtime's idle workers each time.
         let task = self
             .handle
-            .spawn(async move { tokio::time::timeout(limit, future).await.ok() });
+            .spawn(async move { crate::deadline::within(limit, future).await.ok() });
         async move {
             match task.await {
                 Ok(Some(result)) => result,
