@@ -415,9 +415,13 @@ impl Ops {
         for (entry, task_id, sha) in stale {
             call.arg(entry).arg(task_id).arg(sha);
         }
-        match call.invoke_async::<i64>(&mut self.conn()).await {
+        let mut conn = self.conn();
+        match self
+            .limited(Operation::List, call.invoke_async::<i64>(&mut conn))
+            .await
+        {
             Ok(removed) => debug!(index, removed, "pruned stale listing entries"),
-            Err(e) => debug!(index, error = %e, "could not prune stale listing entries"),
+            Err(e) => debug!(index, error = %e.report(), "could not prune stale listing entries"),
         }
     }
 
@@ -642,7 +646,7 @@ impl Ops {
         op: Operation,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        match ta_persistence_api::deadline::within(self.timeout, call).await {
             Ok(result) => result.map_err(self.fail(op, "")),
             Err(_) => Err(crate::error::timed_out(op, "", self.timeout)),
         }

@@ -34,13 +34,19 @@ pub(crate) fn start() -> std::io::Result<PluginRuntime> {
 /// How the connection reconnects: a few quick attempts, then the pending commands fail
 /// (as `Unavailable`) and the next command starts over, so a restarted server is used
 /// again within a second of coming back.
+///
+/// The connection has no response timeout of its own: every operation, and each round
+/// trip of the long ones, already has the configured limit (`run_within`, `limited`),
+/// kept by the SDK's deadline thread. A second limit per request would be a tokio timer
+/// per command, and registering one wakes an idle worker of the plugin runtime: a
+/// thread wake-up per operation for nothing.
 fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_number_of_retries(3)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_secs(1))
         .set_connection_timeout(Some(config.timeout))
-        .set_response_timeout(Some(config.timeout))
+        .set_response_timeout(None)
 }
 
 /// The client for the configured server; reads the CA file for TLS.

@@ -722,7 +722,7 @@ impl ClusterOps {
         op: Operation,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        match ta_persistence_api::deadline::within(self.timeout, call).await {
             Ok(result) => result.map_err(|e| from_redis(op, "", self.timeout, e)),
             Err(_) => Err(crate::error::timed_out(op, "", self.timeout)),
         }
