@@ -22,7 +22,7 @@ use ta_persistence::{
 
 use crate::ops;
 use crate::scratch;
-use workload::{MemoryFigures, Phase, RunResult, Workload, PHASES};
+use workload::{Floors, MemoryFigures, Phase, RunResult, Workload, PHASES};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -332,6 +332,8 @@ async fn run_with(
         None
     };
 
+    let floors = Floors::measure(args.tasks);
+
     if args.json {
         let out = json!({
             "backend": backend,
@@ -344,6 +346,7 @@ async fn run_with(
                 "builtin": builtin,
             })).collect::<Vec<_>>(),
             "boundary_ns_per_call": boundary.map(|(p, b)| json!({"plugin": p, "builtin": b})),
+            "floors_ns_per_task": floors,
             "metrics": recording.map(|r| json!({"operations_recorded": r.operations()})),
             "compare": baseline.map(|b| b.to_json(&b.compare(runs.iter().map(|(main, _)| main)))),
         });
@@ -356,6 +359,7 @@ async fn run_with(
             memory,
             &runs,
             boundary,
+            floors,
         );
         if let Some(b) = baseline {
             b.print(&backend, &b.compare(runs.iter().map(|(main, _)| main)));
@@ -394,6 +398,7 @@ fn print_tables(
     memory: Option<MemoryFigures>,
     runs: &[(RunResult, Option<RunResult>)],
     boundary: Option<(f64, f64)>,
+    floors: Floors,
 ) {
     println!(
         "agent-turns workload: {tasks} tasks, backend {backend}{}",
@@ -465,4 +470,10 @@ fn print_tables(
             plugin - builtin
         );
     }
+    println!();
+    println!(
+        "one workload task, no store: copy {:.0} ns, encode to JSON {:.0} ns, decode from JSON {:.0} ns \
+         (a built-in load costs at least the copy; a plugin's load the decode, its create or update the encode)",
+        floors.copy_ns, floors.encode_ns, floors.decode_ns
+    );
 }

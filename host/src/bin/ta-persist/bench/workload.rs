@@ -235,6 +235,46 @@ pub(crate) fn new_task(i: usize) -> AgentTask {
     task
 }
 
+/// What a copy and the JSON forms of one workload task cost, with no store involved:
+/// the floors under the phases' figures. A built-in `load` returns a copy (value
+/// semantics: the caller's task is its own); a plugin's `load` decodes the task from
+/// the plugin's JSON, and its `create` or `update` encodes one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Floors {
+    /// `clone` and drop of a new task, ns per task.
+    pub(crate) copy_ns: f64,
+    /// Encoding it to the wire JSON, ns per task.
+    pub(crate) encode_ns: f64,
+    /// Decoding it from the wire JSON, ns per task.
+    pub(crate) decode_ns: f64,
+}
+
+impl Floors {
+    /// Times each over `tasks` distinct tasks (at most 10,000), best of three passes.
+    pub(crate) fn measure(tasks: usize) -> Floors {
+        use std::hint::black_box;
+        let tasks: Vec<AgentTask> = (0..tasks.clamp(1, 10_000)).map(new_task).collect();
+        let json: Vec<String> = tasks.iter().map(AgentTask::to_json).collect();
+        let per_task = |pass: &dyn Fn()| {
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    pass();
+                    started.elapsed().as_nanos() as f64 / tasks.len() as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        Floors {
+            copy_ns: per_task(&|| tasks.iter().for_each(|t| drop(black_box(t.clone())))),
+            encode_ns: per_task(&|| tasks.iter().for_each(|t| drop(black_box(t.to_json())))),
+            decode_ns: per_task(&|| {
+                json.iter()
+                    .for_each(|j| drop(black_box(AgentTask::from_json(j).ok())))
+            }),
+        }
+    }
+}
+
 /// What the workers of a run share: the store and every prebuilt payload. Each worker
 /// holds one `Arc` of it for a whole phase, so an operation costs no reference counting
 /// of its own.
