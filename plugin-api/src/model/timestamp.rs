@@ -27,7 +27,7 @@ fn unix_reason(error: &speedate::ParseError) -> String {
 
 /// The longest text [`Timestamp::write_to`] produces: an expanded year (sign and six
 /// digits), `-MM-DDTHH:MM:SS`, `.ffffff` and a `+HH:MM` offset.
-const MAX_LEN: usize = 40;
+pub(crate) const MAX_LEN: usize = 40;
 
 /// A datetime as the Python side has it: naive (wall-clock time with no offset, what
 /// `datetime.now()` returns) or aware with a fixed UTC offset.
@@ -254,7 +254,7 @@ impl Timestamp {
 
     /// Writes the wire form into `buf` and returns it. No allocation, no format strings:
     /// this runs for every timestamp of every document written.
-    fn write_to<'b>(&self, buf: &'b mut [u8; MAX_LEN]) -> &'b str {
+    pub(crate) fn write_to<'b>(&self, buf: &'b mut [u8; MAX_LEN]) -> &'b str {
         let mut w = DigitWriter { buf, len: 0 };
         let date = self.naive.date();
         let year = date.year();
