@@ -14,6 +14,7 @@
 #                                                # every acknowledged write flushed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 TASKS=${TASKS:-10000}
 PG_SYNC=${PG_SYNC:-on}
@@ -21,12 +22,6 @@ PGBENCH_SECS=${PGBENCH_SECS:-15}
 
 bin=${TA_TEST_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -x "$bin/initdb" ] || { echo "no Postgres binaries (apt-get install postgresql postgresql-contrib, or set TA_TEST_PG_BIN)" >&2; exit 2; }
-
-free_port() {
-  local port=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  echo "$port"
-}
 
 scratch=$(mktemp -d)
 chmod 755 "$scratch"
@@ -41,7 +36,7 @@ pg_pid=
 
 cleanup() {
   [ -n "$pg_pid" ] && kill -TERM "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null || true
-  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  stop_redis "$REDIS_PORT"
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -57,9 +52,7 @@ psql() { "$bin/psql" -X -q -A -t -h "$scratch" -p "$PG_PORT" -U ta "$@"; }
 for db in bench roundtrips pgbench; do psql -d postgres -c "CREATE DATABASE $db"; done
 psql -d roundtrips -c "CREATE EXTENSION pg_stat_statements"
 
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-  --dir "$scratch" --logfile "$scratch/redis.log" --daemonize yes --pidfile "$scratch/redis.pid"
-for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis "$REDIS_PORT" "$scratch"
 
 echo "Postgres $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (synchronous_commit=$PG_SYNC)," \
   "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT; $(nproc) cores"

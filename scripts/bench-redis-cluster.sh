@@ -9,6 +9,7 @@
 #        TASKS=2000 ROUNDS=5 scripts/bench-redis-cluster.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 TASKS=${TASKS:-10000}
 ROUNDS=${ROUNDS:-3}
@@ -18,33 +19,18 @@ ports=()
 
 cleanup() {
   for port in "${ports[@]}"; do
-    redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    stop_redis "$port"
   done
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 
-# The next port from $1 on that nothing answers on.
-free_port() {
-  local port=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  echo "$port"
-}
-
 start_server() { # port, extra args...
   local port=$1
   shift
   mkdir -p "$scratch/$port"
-  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-    --dir "$scratch/$port" --logfile "$scratch/$port/redis.log" --daemonize yes \
-    --pidfile "$scratch/$port/redis.pid" "$@"
   ports+=("$port")
-  for _ in $(seq 100); do
-    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return
-    sleep 0.05
-  done
-  echo "redis-server on $port did not start" >&2
-  exit 1
+  start_redis "$port" "$scratch/$port" "$@" || exit 1
 }
 
 port=22000

@@ -15,6 +15,7 @@
 #   ROUNDS=3 TASKS=10000 GETS=20000 (requests per redis-benchmark run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 OLD=${1:?usage: scripts/bench-redis-compare.sh OLD_TARGET_DIR [NEW_TARGET_DIR]}
 NEW=${2:-}
@@ -34,19 +35,13 @@ for dir in "$OLD" "$NEW"; do
 done
 
 out=$(mktemp -d)
-PORT=21000
-while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+PORT=$(free_port 21000)
 cleanup() {
-  redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+  stop_redis "$PORT"
   rm -rf "$out"
 }
 trap cleanup EXIT
-redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
-  --dir "$out" --logfile "$out/redis.log" --daemonize yes --pidfile "$out/redis.pid"
-for _ in $(seq 100); do
-  redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
+start_redis "$PORT" "$out"
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$PORT;" \
   "$ROUNDS rounds of $TASKS tasks"
 

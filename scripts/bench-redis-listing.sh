@@ -7,22 +7,17 @@
 #        SIZES="1000 10000" scripts/bench-redis-listing.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 SIZES=${SIZES:-"1000 100000"}
-PORT=21000
-while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+PORT=$(free_port 21000)
 scratch=$(mktemp -d)
 cleanup() {
-  redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+  stop_redis "$PORT"
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
-  --dir "$scratch" --logfile "$scratch/redis.log" --daemonize yes --pidfile "$scratch/redis.pid"
-for _ in $(seq 100); do
-  redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
+start_redis "$PORT" "$scratch"
 
 cargo build --release --quiet -p ta-plugin-redis --example listing_cost
 for n in $SIZES; do

@@ -13,6 +13,7 @@
 #        ONLY_BIG=1 scripts/bench-redis.sh        # only the one-large-task timings
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 TASKS=${TASKS:-10000}
 BIG_ITEMS=${BIG_ITEMS:-100000}
@@ -25,23 +26,16 @@ monitor=
 cleanup() {
   [ -n "$monitor" ] && rm -f "$monitor"
   if [ -n "$scratch" ]; then
-    redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+    stop_redis "$PORT"
     rm -rf "$scratch"
   fi
 }
 trap cleanup EXIT
 
 if [ -z "$PORT" ]; then
-  # The first port from 21000 on that nothing answers on.
-  PORT=21000
-  while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+  PORT=$(free_port 21000)
   scratch=$(mktemp -d)
-  redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
-    --dir "$scratch" --logfile "$scratch/redis.log" --daemonize yes --pidfile "$scratch/redis.pid"
-  for _ in $(seq 100); do
-    redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1 && break
-    sleep 0.05
-  done
+  start_redis "$PORT" "$scratch"
 fi
 redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$PORT"

@@ -9,6 +9,7 @@
 #        DB_DIR=/mnt/disk scripts/bench-sqlite.sh   # the database on another file system
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/scratch-redis.sh
 
 TASKS=${TASKS:-10000}
 work=$(mktemp -d)
@@ -16,7 +17,7 @@ DB_DIR=${DB_DIR:-$work}
 PORT=
 
 cleanup() {
-  [ -n "$PORT" ] && redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+  [ -n "$PORT" ] && stop_redis "$PORT"
   rm -rf "$work"
   rm -f "$DB_DIR"/ta-bench-*.db*
 }
@@ -26,15 +27,8 @@ cargo build --release --quiet -p ta-persistence -p ta-plugin-sqlite -p ta-plugin
   --bin ta-persist --lib
 release=$(pwd)/target/release
 
-# The first port from 21000 on that nothing answers on.
-PORT=21000
-while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
-redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" --daemonize yes --pidfile "$work/redis.pid"
-for _ in $(seq 100); do
-  redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
+PORT=$(free_port 21000)
+start_redis "$PORT" "$work"
 
 bench=(bench --tasks "$TASKS" --concurrency 1,64 --no-memory --json)
 
