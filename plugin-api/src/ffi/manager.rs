@@ -424,6 +424,23 @@ impl ForeignManager {
             )),
         }
     }
+
+    /// The plugin's `load`: its document as it handed it over.
+    async fn load_raw(&self, task_id: &str) -> Result<Option<FfiDocument>> {
+        let found = self
+            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
+            .await?;
+        Ok(found.into_option())
+    }
+
+    /// The plugin's `load_by_request_id`: its document as it handed it over.
+    async fn find_raw(&self, request_id: &str) -> Result<Option<FfiDocument>> {
+        let load = self.inner.load_by_request_id(request_id.into());
+        let found = self
+            .call(Operation::LoadByRequestId, request_id, load)
+            .await?;
+        Ok(found.into_option())
+    }
 }
 
 /// Decodes a document the plugin handed over where its bytes lie: turning the plugin's
@@ -448,34 +465,20 @@ impl DocumentStore for ForeignManager {
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskDocument>> {
-        let found = self
-            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
-            .await?;
-        Ok(found.into_option().map(TaskDocument::from))
+        Ok(self.load_raw(task_id).await?.map(TaskDocument::from))
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<AgentTask>> {
-        let found = self
-            .call(Operation::Load, task_id, self.inner.load(task_id.into()))
-            .await?;
-        found
-            .into_option()
+        self.load_raw(task_id)
+            .await?
             .map(|doc| decode_in_place(Operation::Load, doc))
             .transpose()
     }
 
     async fn find_task(&self, request_id: &str) -> Result<Option<AgentTask>> {
-        let op = Operation::LoadByRequestId;
-        let found = self
-            .call(
-                op,
-                request_id,
-                self.inner.load_by_request_id(request_id.into()),
-            )
-            .await?;
-        found
-            .into_option()
-            .map(|doc| decode_in_place(op, doc))
+        self.find_raw(request_id)
+            .await?
+            .map(|doc| decode_in_place(Operation::LoadByRequestId, doc))
             .transpose()
     }
 
@@ -495,15 +498,7 @@ impl DocumentStore for ForeignManager {
     }
 
     async fn find(&self, request_id: &str) -> Result<Option<TaskDocument>> {
-        let op = Operation::LoadByRequestId;
-        let found = self
-            .call(
-                op,
-                request_id,
-                self.inner.load_by_request_id(request_id.into()),
-            )
-            .await?;
-        Ok(found.into_option().map(TaskDocument::from))
+        Ok(self.find_raw(request_id).await?.map(TaskDocument::from))
     }
 
     async fn get_versioned(&self, task_id: &str) -> Result<Option<Versioned<TaskDocument>>> {
