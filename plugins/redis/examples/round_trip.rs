@@ -80,6 +80,18 @@ async fn direct(mut conn: MultiplexedConnection, gets: usize) -> Result<f64, Box
     Ok(gets as f64 / start.elapsed().as_secs_f64())
 }
 
+/// One GET of the key; whether it was there.
+async fn get_once<C: redis::aio::ConnectionLike + Send + Sync>(mut conn: C) -> bool {
+    matches!(conn.get::<_, Option<Vec<u8>>>(KEY).await, Ok(Some(_)))
+}
+
+/// [`get_once`] under a tokio timeout: the `+2t` variants' timer around each GET.
+async fn get_within_limit<C: redis::aio::ConnectionLike + Send + Sync>(conn: C) -> bool {
+    tokio::time::timeout(LIMIT, get_once(conn))
+        .await
+        .unwrap_or(false)
+}
+
 /// `gets` GETs, each a task spawned on `owner` built by `get`, awaited from `caller`.
 fn handed_off<C, F, Fut>(caller: &Runtime, owner: &Handle, conn: C, gets: usize, get: F) -> f64
 where
@@ -203,7 +215,7 @@ fn main() -> Result<(), BoxError> {
                     owner_mt.handle(),
                     owned_mt.clone(),
                     gets,
-                    |mut c| async move { matches!(c.get::<_, Option<Vec<u8>>>(KEY).await, Ok(Some(_))) },
+                    get_once,
                 ))
             }),
         ),
@@ -215,11 +227,7 @@ fn main() -> Result<(), BoxError> {
                     owner_mt.handle(),
                     owned_mt_cm.clone(),
                     gets,
-                    |mut c| async move {
-                        let got =
-                            tokio::time::timeout(LIMIT, c.get::<_, Option<Vec<u8>>>(KEY)).await;
-                        matches!(got, Ok(Ok(Some(_))))
-                    },
+                    get_within_limit,
                 ))
             }),
         ),
@@ -231,7 +239,7 @@ fn main() -> Result<(), BoxError> {
                     &owner_ct,
                     owned_ct.clone(),
                     gets,
-                    |mut c| async move { matches!(c.get::<_, Option<Vec<u8>>>(KEY).await, Ok(Some(_))) },
+                    get_once,
                 ))
             }),
         ),
@@ -243,11 +251,7 @@ fn main() -> Result<(), BoxError> {
                     &owner_ct,
                     owned_ct_cm.clone(),
                     gets,
-                    |mut c| async move {
-                        let got =
-                            tokio::time::timeout(LIMIT, c.get::<_, Option<Vec<u8>>>(KEY)).await;
-                        matches!(got, Ok(Ok(Some(_))))
-                    },
+                    get_within_limit,
                 ))
             }),
         ),
